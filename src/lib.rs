@@ -1,5 +1,38 @@
-//! rehost: media ingestion and re-hosting worker.
+//! rehost: the media ingestion and re-hosting worker behind the scheduling API.
+//!
+//! A job names a video URL or a slideshow of 1 to 35 image URLs and the
+//! accounts the post targets. rehost checks every asset is reachable and is
+//! what it claims (sniffed from the bytes, sizes and dimensions limited) and,
+//! when any account is user-connected (`byo`), copies the assets into
+//! R2-compatible storage under content-addressed keys and rewrites the URLs.
+//!
+//! The path of one job through the crate:
+//!
+//! | module | job |
+//! | --- | --- |
+//! | [`job`] | parse and validate the message (the contract's rules) |
+//! | [`pipeline`] | one try: deadline, panic guard, result message |
+//! | [`ingest`] | every asset, concurrently; the contract's failure precedence |
+//! | [`fetch`] | safe HTTP: address guard, redirects, deadlines, limits |
+//! | [`media`] | format sniffing, image headers, MP4/MOV/WebM containers |
+//! | [`store`] | the directory and S3 stores, content-addressed keys |
+//! | [`result`] | the result message |
+//!
+//! Around them: [`config`] (settings), [`cli`] and [`commands`] (the binary),
+//! [`origin`] (a loopback media origin with fault modes for demos and tests),
+//! [`telemetry`] and [`shutdown`].
+
+pub mod cli;
+pub mod commands;
+pub mod config;
 pub mod error;
+pub mod fetch;
+pub mod ingest;
 pub mod job;
 pub mod media;
+pub mod origin;
+pub mod pipeline;
 pub mod result;
+pub mod shutdown;
+pub mod store;
+pub mod telemetry;

@@ -14,6 +14,7 @@ pub mod image;
 pub mod mp4;
 mod read;
 pub mod sniff;
+pub mod video;
 pub mod webm;
 
 pub use sniff::{Sniffed, sniff};

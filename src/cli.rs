@@ -1,0 +1,105 @@
+//! The command line: subcommands from clap's derive, plus one global flag per
+//! setting, generated from [`crate::config::SETTINGS`].
+
+use std::path::PathBuf;
+
+use clap::{Arg, ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand};
+
+use crate::config::SETTINGS;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "rehost",
+    version,
+    about = "Media ingestion and re-hosting worker",
+    after_help = "Every setting is also an environment variable; see `rehost check-config` and the README."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the queue consumer until SIGTERM/SIGINT.
+    Worker,
+    /// Process one job (one try) from a file or stdin and print the result JSON.
+    Ingest {
+        /// Job file, or - for stdin.
+        file: String,
+        /// Which try this is (a retryable failure on the last try is `failed`).
+        #[arg(long, default_value_t = 1)]
+        attempt: u32,
+    },
+    /// Check that URLs are reachable and are media we accept; one line each.
+    Check {
+        #[arg(required = true)]
+        urls: Vec<String>,
+        /// Check them as videos instead of images.
+        #[arg(long)]
+        video: bool,
+    },
+    /// Print the effective configuration and whether the broker and store answer.
+    CheckConfig,
+    /// Run the pipeline on the fixture media: a loopback origin, the directory store.
+    Demo {
+        /// Directory of fixture media to serve.
+        #[arg(long, default_value = "fixtures/media")]
+        media: PathBuf,
+        /// Directory of fixture jobs to run (their URLs name 127.0.0.1:8080).
+        #[arg(long, default_value = "fixtures/jobs")]
+        jobs: PathBuf,
+    },
+    /// Serve a directory of media over HTTP on loopback, with fault modes.
+    Origin {
+        #[arg(long, default_value = "fixtures/media")]
+        dir: PathBuf,
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: std::net::SocketAddr,
+        /// Give every request path distinct image bytes (defeats dedup).
+        #[arg(long)]
+        unique: bool,
+        /// Latency added to every answer, in milliseconds.
+        #[arg(long, default_value_t = 0)]
+        latency_ms: u64,
+        /// Cap each response at this many megabits per second.
+        #[arg(long)]
+        mbps: Option<f64>,
+    },
+}
+
+/// Parses the command line: the subcommand, and the settings given as flags
+/// (by variable name).
+pub fn parse() -> (Cli, Vec<(&'static str, String)>) {
+    let cmd = SETTINGS.iter().fold(Cli::command(), |cmd, s| {
+        cmd.arg(
+            Arg::new(s.env)
+                .long(s.flag)
+                .global(true)
+                .value_name("VALUE")
+                .help(format!("{} [env: {}] [default: {}]", s.help, s.env, s.default))
+                .hide_short_help(true),
+        )
+    });
+    let matches = cmd.get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    (cli, flags(&matches))
+}
+
+fn flags(matches: &ArgMatches) -> Vec<(&'static str, String)> {
+    let mut m = matches;
+    let mut out = Vec::new();
+    loop {
+        for s in SETTINGS {
+            if let Ok(Some(v)) = m.try_get_one::<String>(s.env)
+                && !out.iter().any(|(k, _): &(&str, String)| *k == s.env)
+            {
+                out.push((s.env, v.clone()));
+            }
+        }
+        match m.subcommand() {
+            Some((_, sub)) => m = sub,
+            None => return out,
+        }
+    }
+}

@@ -1,0 +1,41 @@
+//! The subcommands. Each returns the process exit status.
+
+pub mod check;
+pub mod demo;
+pub mod ingest;
+pub mod origin;
+
+use crate::config::{Config, StoreConfig, dir_url};
+use crate::fetch::{FetchConfig, Fetcher};
+use crate::ingest::Ingestor;
+use crate::pipeline::Pipeline;
+use crate::store::Store;
+
+/// Exit status for usage and configuration errors.
+pub const EXIT_USAGE: u8 = 2;
+
+/// The store `rehost ingest` and `rehost demo` use: the configured one, else
+/// the directory `dir`.
+pub fn store_or_dir(config: &Config, dir: &str) -> Result<StoreConfig, String> {
+    match &config.store {
+        Some(s) => Ok(s.clone()),
+        None => {
+            let root = std::path::PathBuf::from(dir);
+            let public_base = dir_url(&root)?;
+            Ok(StoreConfig::Dir { root, public_base })
+        }
+    }
+}
+
+/// The pipeline for a configuration and an opened store.
+///
+/// # Errors
+/// When the HTTP client cannot be built.
+pub fn pipeline(config: &Config, fetch: FetchConfig, store: Option<Store>) -> anyhow::Result<Pipeline> {
+    let fetcher = Fetcher::new(fetch)?;
+    Ok(Pipeline {
+        ingestor: Ingestor::new(fetcher, store, config.limits),
+        job_timeout: config.job_timeout,
+        max_attempts: config.max_attempts,
+    })
+}

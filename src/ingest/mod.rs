@@ -1,0 +1,178 @@
+//! One try of one job: every asset checked (and copied when re-hosting),
+//! concurrently, and the job's outcome decided by the contract's precedence.
+//!
+//! - [`asset`]: what both paths share: format rules and header probes;
+//! - [`hosted`]: hosted-only posts, a ranged read of a prefix per asset;
+//! - [`byo`]: re-hosted posts, the whole asset streamed, hashed and stored.
+
+mod asset;
+mod byo;
+mod hosted;
+
+use std::sync::Arc;
+
+use futures_util::StreamExt;
+use tokio::sync::Semaphore;
+use tracing::Instrument;
+
+use crate::config::Limits;
+use crate::error::{self, JobError};
+use crate::fetch::Fetcher;
+use crate::job::{Job, JobKind, Media, SourceUrl};
+use crate::result::{AssetOut, MediaOut, Outcome};
+use crate::store::Store;
+
+/// Assets of one job fetched at once. The per-host cap applies on top.
+pub const ASSET_CONCURRENCY: usize = 16;
+
+/// Bytes of image bodies held in memory at once, across all jobs. A fetch
+/// reserves its declared size (or the image limit when undeclared) before it
+/// reads, so many large slideshows at once queue instead of exhausting memory.
+pub const IMAGE_BUFFER_BUDGET: u64 = 256 * 1024 * 1024;
+
+/// Checks and copies assets. Cheap to clone.
+#[derive(Clone)]
+pub struct Ingestor {
+    fetcher: Fetcher,
+    store: Option<Store>,
+    limits: Limits,
+    /// Permits are KiB of image buffer; see [`IMAGE_BUFFER_BUDGET`].
+    buffers: Arc<Semaphore>,
+}
+
+/// What one asset contributes to the job: where it lives now and what it is.
+type AssetResult = Result<AssetOut, JobError>;
+
+impl Ingestor {
+    /// `store` is needed only for jobs that re-host.
+    pub fn new(fetcher: Fetcher, store: Option<Store>, limits: Limits) -> Self {
+        let budget = IMAGE_BUFFER_BUDGET.max(limits.max_image_bytes * 2) / 1024;
+        Ingestor {
+            fetcher,
+            store,
+            limits,
+            buffers: Arc::new(Semaphore::new(usize::try_from(budget).unwrap_or(Semaphore::MAX_PERMITS))),
+        }
+    }
+
+    pub fn store(&self) -> Option<&Store> {
+        self.store.as_ref()
+    }
+
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// Runs one try of `job` (no deadline here: the caller sets it).
+    pub async fn run(&self, job: &Job) -> Outcome {
+        let rehost = job.rehosts();
+        let store = match (&self.store, rehost) {
+            (Some(s), true) => Some(s),
+            (None, true) => {
+                return Outcome::Failed(error::internal("this job re-hosts but no store is configured"));
+            }
+            (_, false) => None,
+        };
+        let kind = job.media.kind();
+        let sources = job.media.sources();
+        let tasks = sources.iter().enumerate().map(|(index, src)| {
+            let span = tracing::info_span!("asset", index, url = %src.url);
+            async move { (index, self.asset(job, src, kind, store).await) }.instrument(span)
+        });
+        let mut stream = futures_util::stream::iter(tasks).buffer_unordered(ASSET_CONCURRENCY);
+        let mut results: Vec<Option<AssetResult>> = vec![None; sources.len()];
+        while let Some((index, result)) = stream.next().await {
+            if let Err(e) = &result {
+                tracing::info!(index, code = %e.code, message = %e.message, "asset failed");
+            }
+            results[index] = Some(result.map(|a| AssetOut { index, ..a }).map_err(|e| e.at(index)));
+            if let Some(err) = decided_failure(&results) {
+                // Dropping the stream cancels the other fetches and aborts
+                // their uploads.
+                return Outcome::Failed(err);
+            }
+        }
+        let assets: Vec<AssetOut> = match results.into_iter().collect::<Option<Result<Vec<_>, _>>>() {
+            Some(Ok(a)) => a,
+            Some(Err(e)) => return Outcome::Failed(e),
+            None => return Outcome::Failed(error::internal("an asset produced no result")),
+        };
+        let media = match &job.media {
+            Media::Video(_) => MediaOut::Video {
+                url: assets.first().map(|a| a.url.clone()).unwrap_or_default(),
+            },
+            Media::Slideshow(_) => MediaOut::Slideshow {
+                urls: assets.iter().map(|a| a.url.clone()).collect(),
+            },
+        };
+        Outcome::Ready {
+            rehosted: rehost,
+            media,
+            assets,
+        }
+    }
+
+    /// Confirms one URL the way a hosted-only job does (a prefix read).
+    ///
+    /// # Errors
+    /// The contract's error for the asset.
+    pub async fn check_hosted(&self, src: &SourceUrl, kind: JobKind) -> AssetResult {
+        hosted::check(self, src, kind).await
+    }
+
+    async fn asset(&self, job: &Job, src: &SourceUrl, kind: JobKind, store: Option<&Store>) -> AssetResult {
+        match store {
+            Some(store) => byo::ingest(self, store, &job.ids.workspace_id, src, kind).await,
+            None => hosted::check(self, src, kind).await,
+        }
+    }
+}
+
+/// The failure the job reports, once it is certain: a permanent failure at
+/// index `p` decides the job when every asset before `p` has finished (none
+/// of them can beat it any more); otherwise every asset must finish, and the
+/// lowest retryable failure is reported.
+fn decided_failure(results: &[Option<AssetResult>]) -> Option<JobError> {
+    for r in results {
+        match r {
+            None => return None,
+            Some(Err(e)) if !e.retryable() => return Some(e.clone()),
+            Some(_) => {}
+        }
+    }
+    // Everything finished and nothing failed permanently.
+    results
+        .iter()
+        .filter_map(|r| r.as_ref().and_then(|r| r.as_ref().err()))
+        .min_by_key(|e| e.precedence())
+        .cloned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::ErrorCode;
+
+    fn fail(code: ErrorCode, i: usize) -> Option<AssetResult> {
+        Some(Err(JobError::new(code, "x").at(i)))
+    }
+
+    fn ok() -> Option<AssetResult> {
+        Some(Ok(AssetOut::default()))
+    }
+
+    #[test]
+    fn decision_waits_for_lower_indices() {
+        use ErrorCode::{NotFound, Unreachable};
+        // A permanent failure at 2 is not final while 1 is running.
+        assert_eq!(decided_failure(&[ok(), None, fail(NotFound, 2)]), None);
+        // ... and is once everything before it finished.
+        let e = decided_failure(&[ok(), fail(Unreachable, 1), fail(NotFound, 2), None]).expect("decided");
+        assert_eq!((e.code, e.asset_index), (NotFound, Some(2)));
+        // Retryable failures wait for everything.
+        assert_eq!(decided_failure(&[fail(Unreachable, 0), None]), None);
+        let e = decided_failure(&[ok(), fail(Unreachable, 1), fail(Unreachable, 2)]).expect("decided");
+        assert_eq!(e.asset_index, Some(1));
+        assert_eq!(decided_failure(&[ok(), ok()]), None);
+    }
+}

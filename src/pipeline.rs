@@ -1,0 +1,93 @@
+//! One message in, one result out: parse, validate, run the ingest under the
+//! job's deadline, catch a panic, and build the contract's result message.
+
+use std::panic::AssertUnwindSafe;
+use std::time::Duration;
+
+use futures_util::FutureExt;
+use tracing::Instrument;
+
+use crate::error;
+use crate::ingest::Ingestor;
+use crate::job::{self, Parsed};
+use crate::result::{Outcome, ResultMessage};
+
+/// What became of one message.
+#[derive(Debug)]
+pub enum Processed {
+    /// A result to publish (any status). `retry_after` is the origin's hint.
+    Result {
+        result: Box<ResultMessage>,
+        retry_after: Option<Duration>,
+    },
+    /// Not a job at all: park the body with this reason.
+    NotAJob { reason: String },
+}
+
+/// Runs jobs. Cheap to clone.
+#[derive(Clone)]
+pub struct Pipeline {
+    pub ingestor: Ingestor,
+    pub job_timeout: Duration,
+    pub max_attempts: u32,
+}
+
+impl Pipeline {
+    /// Processes try number `attempt` of the job in `body`.
+    pub async fn process(&self, body: &[u8], message_id: Option<&str>, attempt: u32) -> Processed {
+        let (ids, outcome) = match job::parse(body, message_id) {
+            Parsed::NotAJob { reason } => return Processed::NotAJob { reason },
+            Parsed::Invalid { ids, error } => {
+                tracing::info!(job_id = %ids.job_id, code = %error.code, message = %error.message, "invalid job");
+                (ids, Outcome::Failed(error))
+            }
+            Parsed::Job(job) => {
+                let span = tracing::info_span!(
+                    "job",
+                    job_id = %job.ids.job_id,
+                    post_id = %job.ids.post_id,
+                    workspace_id = %job.ids.workspace_id,
+                    attempt,
+                );
+                let outcome = self.run(&job).instrument(span).await;
+                (job.ids, outcome)
+            }
+        };
+        let retry_after = match &outcome {
+            Outcome::Failed(e) => e.retry_after,
+            Outcome::Ready { .. } => None,
+        };
+        let result = ResultMessage::build(&ids, &outcome, attempt, self.max_attempts);
+        Processed::Result {
+            result: Box::new(result),
+            retry_after,
+        }
+    }
+
+    async fn run(&self, job: &job::Job) -> Outcome {
+        let started = std::time::Instant::now();
+        let work = AssertUnwindSafe(self.ingestor.run(job)).catch_unwind();
+        let outcome = match tokio::time::timeout(self.job_timeout, work).await {
+            Ok(Ok(outcome)) => outcome,
+            Ok(Err(panic)) => {
+                let what = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| (*s).to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_default();
+                tracing::error!(panic = %what, "job panicked");
+                Outcome::Failed(error::internal("internal error (see the worker's log)"))
+            }
+            Err(_) => Outcome::Failed(error::unreachable(format!(
+                "job deadline of {} s passed",
+                self.job_timeout.as_secs()
+            ))),
+        };
+        let ms = started.elapsed().as_millis() as u64;
+        match &outcome {
+            Outcome::Ready { assets, .. } => tracing::info!(assets = assets.len(), ms, "job ready"),
+            Outcome::Failed(e) => tracing::info!(code = %e.code, asset_index = ?e.asset_index, message = %e.message, ms, "job failed"),
+        }
+        outcome
+    }
+}

@@ -1,0 +1,155 @@
+//! The local-directory store: files renamed into place.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use anyhow::Context;
+use bytes::Bytes;
+use tokio::io::AsyncWriteExt;
+
+use super::{Keys, StoreError, Swept};
+
+/// Temporary files, below the root (same filesystem, so renames are atomic).
+const TMP_DIR: &str = ".rehost/tmp";
+
+#[derive(Debug, Clone)]
+pub struct DirStore {
+    root: PathBuf,
+    tmp: PathBuf,
+    public_base: String,
+    keys: Keys,
+}
+
+/// A file being written under a temporary name; removed unless finished.
+#[derive(Debug)]
+pub struct DirUpload {
+    file: Option<tokio::io::BufWriter<tokio::fs::File>>,
+    path: PathBuf,
+    root: PathBuf,
+    done: bool,
+}
+
+impl DirStore {
+    pub(super) async fn open(root: &Path, public_base: &str, keys: Keys) -> Result<Self, StoreError> {
+        let tmp = root.join(TMP_DIR);
+        tokio::fs::create_dir_all(&tmp)
+            .await
+            .with_context(|| format!("cannot create {}", tmp.display()))?;
+        Ok(DirStore {
+            root: root.to_path_buf(),
+            tmp,
+            public_base: public_base.trim_end_matches('/').to_string(),
+            keys,
+        })
+    }
+
+    pub(super) fn keys(&self) -> &Keys {
+        &self.keys
+    }
+
+    pub(super) fn public_url(&self, key: &str) -> String {
+        format!("{}/{key}", self.public_base)
+    }
+
+    fn temp_path(&self) -> PathBuf {
+        self.tmp.join(format!("{}.part", uuid::Uuid::new_v4().simple()))
+    }
+
+    pub(super) async fn put_bytes(&self, key: &str, bytes: Bytes, _content_type: &str) -> Result<bool, StoreError> {
+        let dest = self.root.join(key);
+        if tokio::fs::try_exists(&dest).await? {
+            return Ok(false);
+        }
+        let mut upload = self.begin("", Some(bytes.len() as u64)).await?;
+        upload.write(bytes).await?;
+        upload.finish(key).await
+    }
+
+    pub(super) async fn begin(&self, _content_type: &str, _size_hint: Option<u64>) -> Result<DirUpload, StoreError> {
+        let path = self.temp_path();
+        let file = tokio::fs::File::create(&path)
+            .await
+            .with_context(|| format!("cannot create {}", path.display()))?;
+        Ok(DirUpload {
+            file: Some(tokio::io::BufWriter::with_capacity(256 * 1024, file)),
+            path,
+            root: self.root.clone(),
+            done: false,
+        })
+    }
+
+    pub(super) async fn check(&self) -> Result<(), StoreError> {
+        let meta = tokio::fs::metadata(&self.tmp)
+            .await
+            .with_context(|| format!("store directory {} is not there", self.root.display()))?;
+        if meta.permissions().readonly() {
+            return Err(StoreError(anyhow::anyhow!("{} is read-only", self.root.display())));
+        }
+        Ok(())
+    }
+
+    pub(super) async fn sweep(&self, age: Duration) -> Result<Swept, StoreError> {
+        let mut swept = Swept::default();
+        let mut entries = tokio::fs::read_dir(&self.tmp).await?;
+        let cutoff = SystemTime::now() - age;
+        while let Some(entry) = entries.next_entry().await? {
+            let old = entry
+                .metadata()
+                .await
+                .and_then(|m| m.modified())
+                .is_ok_and(|t| t < cutoff);
+            if old && entry.path().extension().is_some_and(|e| e == "part") {
+                tokio::fs::remove_file(entry.path()).await?;
+                swept.temp_objects += 1;
+            }
+        }
+        Ok(swept)
+    }
+}
+
+impl DirUpload {
+    pub(super) async fn write(&mut self, chunk: Bytes) -> Result<(), StoreError> {
+        let file = self.file.as_mut().context("upload already closed")?;
+        file.write_all(&chunk)
+            .await
+            .with_context(|| format!("cannot write {}", self.path.display()))?;
+        Ok(())
+    }
+
+    pub(super) async fn finish(mut self, key: &str) -> Result<bool, StoreError> {
+        let mut file = self.file.take().context("upload already closed")?;
+        file.flush().await?;
+        file.get_mut().sync_data().await?;
+        drop(file);
+        let dest = self.root.join(key);
+        if tokio::fs::try_exists(&dest).await? {
+            // Identical bytes are already there (same key, same content).
+            tokio::fs::remove_file(&self.path).await?;
+            self.done = true;
+            return Ok(false);
+        }
+        if let Some(parent) = dest.parent() {
+            tokio::fs::create_dir_all(parent).await?;
+        }
+        tokio::fs::rename(&self.path, &dest)
+            .await
+            .with_context(|| format!("cannot move the upload to {}", dest.display()))?;
+        self.done = true;
+        Ok(true)
+    }
+
+    pub(super) async fn abort(mut self) {
+        self.file.take();
+        let _ = tokio::fs::remove_file(&self.path).await;
+        self.done = true;
+    }
+}
+
+impl Drop for DirUpload {
+    fn drop(&mut self) {
+        if !self.done {
+            // Cancelled mid-way (deadline, shutdown): never leave the temp file.
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}

@@ -1,0 +1,156 @@
+//! Where re-hosted assets go: one interface, two stores.
+//!
+//! - [`dir`]: a local directory (the embedded default, and `REHOST_STORE_DIR`);
+//! - `s3`: R2-compatible object storage.
+//!
+//! Keys are content-addressed (`{prefix}{workspace}/{sha[0..2]}/{sha}.{ext}`),
+//! so identical bytes in one workspace are stored once and a repeat of a job
+//! writes nothing new. Nothing is ever visible half-written under its final
+//! key: a file is renamed into place, an object is written whole or copied
+//! from a staging key. Leftovers of a killed worker are swept at start.
+
+pub mod dir;
+pub mod keys;
+
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use crate::config::{Config, StoreConfig};
+use crate::error::{self, JobError};
+pub use keys::Keys;
+
+/// A storage failure, with context. Reported as `storage_unavailable`.
+#[derive(Debug, thiserror::Error)]
+#[error("{0:#}")]
+pub struct StoreError(#[from] pub anyhow::Error);
+
+impl From<StoreError> for JobError {
+    fn from(e: StoreError) -> Self {
+        error::storage_unavailable(format!("object storage failed: {e}"))
+    }
+}
+
+impl From<std::io::Error> for StoreError {
+    fn from(e: std::io::Error) -> Self {
+        StoreError(e.into())
+    }
+}
+
+/// What a sweep removed.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Swept {
+    pub temp_objects: usize,
+    pub uploads: usize,
+}
+
+/// A configured store.
+#[derive(Debug, Clone)]
+pub enum Store {
+    Dir(dir::DirStore),
+}
+
+/// A streaming write of an object whose key is known only at the end.
+#[derive(Debug)]
+pub enum Upload {
+    Dir(dir::DirUpload),
+}
+
+impl Store {
+    /// Opens the configured store.
+    ///
+    /// # Errors
+    /// When it cannot be prepared (directory not creatable, client not built).
+    pub async fn open(store: &StoreConfig, cfg: &Config) -> Result<Store, StoreError> {
+        let keys = Keys::new(&cfg.key_prefix);
+        match store {
+            StoreConfig::Dir { root, public_base } => {
+                Ok(Store::Dir(dir::DirStore::open(root, public_base, keys).await?))
+            }
+            StoreConfig::S3(_) => Err(StoreError(anyhow::anyhow!("S3 store is not built yet"))),
+        }
+    }
+
+    pub fn keys(&self) -> &Keys {
+        match self {
+            Store::Dir(s) => s.keys(),
+        }
+    }
+
+    /// The public URL of a key.
+    pub fn public_url(&self, key: &str) -> String {
+        match self {
+            Store::Dir(s) => s.public_url(key),
+        }
+    }
+
+    /// Stores `bytes` under `key` unless the key exists. Returns whether
+    /// anything was written.
+    ///
+    /// # Errors
+    /// Storage failures.
+    pub async fn put_bytes(&self, key: &str, bytes: Bytes, content_type: &str) -> Result<bool, StoreError> {
+        match self {
+            Store::Dir(s) => s.put_bytes(key, bytes, content_type).await,
+        }
+    }
+
+    /// Starts a streaming write. `size_hint` is the declared length, if any.
+    ///
+    /// # Errors
+    /// Storage failures.
+    pub async fn begin(&self, content_type: &str, size_hint: Option<u64>) -> Result<Upload, StoreError> {
+        match self {
+            Store::Dir(s) => Ok(Upload::Dir(s.begin(content_type, size_hint).await?)),
+        }
+    }
+
+    /// Whether the store answers (for `/readyz` and `check-config`).
+    ///
+    /// # Errors
+    /// What is wrong, plainly (missing bucket, bad credentials, ...).
+    pub async fn check(&self) -> Result<(), StoreError> {
+        match self {
+            Store::Dir(s) => s.check().await,
+        }
+    }
+
+    /// Removes temporary objects and unfinished uploads older than `age`
+    /// (so uploads of other live workers are left alone).
+    ///
+    /// # Errors
+    /// Storage failures.
+    pub async fn sweep(&self, age: Duration) -> Result<Swept, StoreError> {
+        match self {
+            Store::Dir(s) => s.sweep(age).await,
+        }
+    }
+}
+
+impl Upload {
+    /// # Errors
+    /// Storage failures.
+    pub async fn write(&mut self, chunk: Bytes) -> Result<(), StoreError> {
+        match self {
+            Upload::Dir(u) => u.write(chunk).await,
+        }
+    }
+
+    /// Completes the upload under `key`; when `key` already exists the new
+    /// copy is discarded. Returns whether anything new was stored.
+    ///
+    /// # Errors
+    /// Storage failures (the upload is then aborted).
+    pub async fn finish(self, key: &str) -> Result<bool, StoreError> {
+        match self {
+            Upload::Dir(u) => u.finish(key).await,
+        }
+    }
+
+    /// Discards everything written.
+    pub async fn abort(self) {
+        match self {
+            Upload::Dir(u) => u.abort().await,
+        }
+    }
+}
