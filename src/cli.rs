@@ -77,7 +77,10 @@ pub fn parse() -> (Cli, Vec<(&'static str, String)>) {
                 .long(s.flag)
                 .global(true)
                 .value_name("VALUE")
-                .help(format!("{} [env: {}] [default: {}]", s.help, s.env, s.default))
+                .help(format!(
+                    "{} [env: {}] [default: {}]",
+                    s.help, s.env, s.default
+                ))
                 .hide_short_help(true),
         )
     });

@@ -23,7 +23,12 @@ pub struct Setting {
     pub secret: bool,
 }
 
-const fn s(env: &'static str, flag: &'static str, default: &'static str, help: &'static str) -> Setting {
+const fn s(
+    env: &'static str,
+    flag: &'static str,
+    default: &'static str,
+    help: &'static str,
+) -> Setting {
     Setting {
         env,
         flag,
@@ -33,7 +38,12 @@ const fn s(env: &'static str, flag: &'static str, default: &'static str, help: &
     }
 }
 
-const fn secret(env: &'static str, flag: &'static str, default: &'static str, help: &'static str) -> Setting {
+const fn secret(
+    env: &'static str,
+    flag: &'static str,
+    default: &'static str,
+    help: &'static str,
+) -> Setting {
     Setting {
         env,
         flag,
@@ -45,36 +55,171 @@ const fn secret(env: &'static str, flag: &'static str, default: &'static str, he
 
 /// Every setting, in the contract's order.
 pub const SETTINGS: &[Setting] = &[
-    secret("AMQP_URL", "amqp-url", "amqp://guest:guest@127.0.0.1:5672/%2f", "broker URL (its password is never printed)"),
-    s("REHOST_QUEUE", "queue", "media.ingest", "job queue; also names {Q}.retry.{delay} and {Q}.dead"),
-    s("REHOST_EXCHANGE", "exchange", "media", "job exchange (topic)"),
-    s("REHOST_ROUTING_KEY", "routing-key", "media.ingest", "binding of the job queue to the job exchange"),
-    s("REHOST_RESULTS_EXCHANGE", "results-exchange", "media.events", "results exchange (topic)"),
-    s("REHOST_RESULTS_QUEUE", "results-queue", "media.results", "durable queue bound to all results; empty to turn off"),
-    s("REHOST_DECLARE", "declare", "true", "declare the topology at start (false: check that it exists)"),
-    s("REHOST_CONCURRENCY", "concurrency", "8", "jobs in flight (prefetch)"),
+    secret(
+        "AMQP_URL",
+        "amqp-url",
+        "amqp://guest:guest@127.0.0.1:5672/%2f",
+        "broker URL (its password is never printed)",
+    ),
+    s(
+        "REHOST_QUEUE",
+        "queue",
+        "media.ingest",
+        "job queue; also names {Q}.retry.{delay} and {Q}.dead",
+    ),
+    s(
+        "REHOST_EXCHANGE",
+        "exchange",
+        "media",
+        "job exchange (topic)",
+    ),
+    s(
+        "REHOST_ROUTING_KEY",
+        "routing-key",
+        "media.ingest",
+        "binding of the job queue to the job exchange",
+    ),
+    s(
+        "REHOST_RESULTS_EXCHANGE",
+        "results-exchange",
+        "media.events",
+        "results exchange (topic)",
+    ),
+    s(
+        "REHOST_RESULTS_QUEUE",
+        "results-queue",
+        "media.results",
+        "durable queue bound to all results; empty to turn off",
+    ),
+    s(
+        "REHOST_DECLARE",
+        "declare",
+        "true",
+        "declare the topology at start (false: check that it exists)",
+    ),
+    s(
+        "REHOST_CONCURRENCY",
+        "concurrency",
+        "8",
+        "jobs in flight (prefetch)",
+    ),
     s("REHOST_MAX_ATTEMPTS", "max-attempts", "5", "tries per job"),
-    s("REHOST_RETRY_DELAYS", "retry-delays", "5s,30s,2m,10m", "delay before each retry (ms, s, m, h); the last repeats"),
-    s("REHOST_JOB_TIMEOUT_SECS", "job-timeout-secs", "1200", "deadline of one try of one job"),
-    s("REHOST_SHUTDOWN_GRACE_SECS", "shutdown-grace-secs", "30", "how long in-flight jobs may finish after SIGTERM"),
-    s("S3_ENDPOINT", "s3-endpoint", "", "S3 endpoint, e.g. https://<account>.r2.cloudflarestorage.com (empty: AWS)"),
+    s(
+        "REHOST_RETRY_DELAYS",
+        "retry-delays",
+        "5s,30s,2m,10m",
+        "delay before each retry (ms, s, m, h); the last repeats",
+    ),
+    s(
+        "REHOST_JOB_TIMEOUT_SECS",
+        "job-timeout-secs",
+        "1200",
+        "deadline of one try of one job",
+    ),
+    s(
+        "REHOST_SHUTDOWN_GRACE_SECS",
+        "shutdown-grace-secs",
+        "30",
+        "how long in-flight jobs may finish after SIGTERM",
+    ),
+    s(
+        "S3_ENDPOINT",
+        "s3-endpoint",
+        "",
+        "S3 endpoint, e.g. https://<account>.r2.cloudflarestorage.com (empty: AWS)",
+    ),
     s("S3_REGION", "s3-region", "auto", "S3 region (R2: auto)"),
     s("S3_BUCKET", "s3-bucket", "", "selects the S3 store"),
-    secret("S3_ACCESS_KEY_ID", "s3-access-key-id", "", "falls back to AWS_ACCESS_KEY_ID; never printed"),
-    secret("S3_SECRET_ACCESS_KEY", "s3-secret-access-key", "", "falls back to AWS_SECRET_ACCESS_KEY; never printed"),
-    s("S3_FORCE_PATH_STYLE", "s3-force-path-style", "true when S3_ENDPOINT is set", "path-style bucket addressing (MinIO needs it)"),
-    s("REHOST_STORE_DIR", "store-dir", "", "selects the local-directory store (wins over S3_BUCKET)"),
-    s("PUBLIC_BASE_URL", "public-base-url", "file://{REHOST_STORE_DIR} (required with S3)", "base of rewritten URLs"),
-    s("REHOST_KEY_PREFIX", "key-prefix", "", "prefix of every object key, e.g. media/"),
-    s("REHOST_SPOOL_DIR", "spool-dir", "the system temp dir", "where assets may be spooled (the current design streams and does not spool)"),
-    s("REHOST_MAX_IMAGE_BYTES", "max-image-bytes", "20971520", "largest image (slideshow asset) in bytes"),
-    s("REHOST_MAX_VIDEO_BYTES", "max-video-bytes", "4294967296", "largest video in bytes"),
-    s("REHOST_MAX_IMAGE_PIXELS", "max-image-pixels", "100000000", "largest width x height of an image"),
-    s("REHOST_FETCH_TIMEOUT_SECS", "fetch-timeout-secs", "60", "base of the whole-asset deadline"),
-    s("REHOST_MIN_RATE_KBPS", "min-rate-kbps", "4096", "slowest transfer an asset's deadline allows for its size (KiB/s)"),
-    s("REHOST_PER_HOST_CONNECTIONS", "per-host-connections", "8", "most connections to one origin host at once"),
-    s("REHOST_ALLOW_PRIVATE_NETWORKS", "allow-private-networks", "false", "true (loopback, private, CGNAT, unique-local) or a comma list of CIDRs origins may resolve to"),
-    s("REHOST_HTTP_ADDR", "http-addr", "0.0.0.0:9090", "/healthz, /readyz, /metrics; port 0 picks a free port"),
+    secret(
+        "S3_ACCESS_KEY_ID",
+        "s3-access-key-id",
+        "",
+        "falls back to AWS_ACCESS_KEY_ID; never printed",
+    ),
+    secret(
+        "S3_SECRET_ACCESS_KEY",
+        "s3-secret-access-key",
+        "",
+        "falls back to AWS_SECRET_ACCESS_KEY; never printed",
+    ),
+    s(
+        "S3_FORCE_PATH_STYLE",
+        "s3-force-path-style",
+        "true when S3_ENDPOINT is set",
+        "path-style bucket addressing (MinIO needs it)",
+    ),
+    s(
+        "REHOST_STORE_DIR",
+        "store-dir",
+        "",
+        "selects the local-directory store (wins over S3_BUCKET)",
+    ),
+    s(
+        "PUBLIC_BASE_URL",
+        "public-base-url",
+        "file://{REHOST_STORE_DIR} (required with S3)",
+        "base of rewritten URLs",
+    ),
+    s(
+        "REHOST_KEY_PREFIX",
+        "key-prefix",
+        "",
+        "prefix of every object key, e.g. media/",
+    ),
+    s(
+        "REHOST_SPOOL_DIR",
+        "spool-dir",
+        "the system temp dir",
+        "where assets may be spooled (the current design streams and does not spool)",
+    ),
+    s(
+        "REHOST_MAX_IMAGE_BYTES",
+        "max-image-bytes",
+        "20971520",
+        "largest image (slideshow asset) in bytes",
+    ),
+    s(
+        "REHOST_MAX_VIDEO_BYTES",
+        "max-video-bytes",
+        "4294967296",
+        "largest video in bytes",
+    ),
+    s(
+        "REHOST_MAX_IMAGE_PIXELS",
+        "max-image-pixels",
+        "100000000",
+        "largest width x height of an image",
+    ),
+    s(
+        "REHOST_FETCH_TIMEOUT_SECS",
+        "fetch-timeout-secs",
+        "60",
+        "base of the whole-asset deadline",
+    ),
+    s(
+        "REHOST_MIN_RATE_KBPS",
+        "min-rate-kbps",
+        "4096",
+        "slowest transfer an asset's deadline allows for its size (KiB/s)",
+    ),
+    s(
+        "REHOST_PER_HOST_CONNECTIONS",
+        "per-host-connections",
+        "8",
+        "most connections to one origin host at once",
+    ),
+    s(
+        "REHOST_ALLOW_PRIVATE_NETWORKS",
+        "allow-private-networks",
+        "false",
+        "true (loopback, private, CGNAT, unique-local) or a comma list of CIDRs origins may resolve to",
+    ),
+    s(
+        "REHOST_HTTP_ADDR",
+        "http-addr",
+        "0.0.0.0:9090",
+        "/healthz, /readyz, /metrics; port 0 picks a free port",
+    ),
     s("RUST_LOG", "log", "info", "log filter"),
     s("REHOST_LOG_FORMAT", "log-format", "json", "json or pretty"),
 ];
@@ -93,7 +238,11 @@ impl fmt::Display for ConfigError {
             .find(|s| s.env == self.setting)
             .map(|s| format!(" (--{})", s.flag))
             .unwrap_or_default();
-        write!(f, "invalid setting {}{flag}: {}", self.setting, self.message)
+        write!(
+            f,
+            "invalid setting {}{flag}: {}",
+            self.setting, self.message
+        )
     }
 }
 
@@ -146,10 +295,7 @@ impl Raw {
 /// Where assets are stored.
 #[derive(Clone, PartialEq, Eq)]
 pub enum StoreConfig {
-    Dir {
-        root: PathBuf,
-        public_base: String,
-    },
+    Dir { root: PathBuf, public_base: String },
     S3(S3Config),
 }
 
@@ -259,7 +405,10 @@ fn err(setting: &'static str, message: impl Into<String>) -> ConfigError {
 }
 
 fn default_of(key: &str) -> &'static str {
-    SETTINGS.iter().find(|s| s.env == key).map_or("", |s| s.default)
+    SETTINGS
+        .iter()
+        .find(|s| s.env == key)
+        .map_or("", |s| s.default)
 }
 
 impl Config {
@@ -274,7 +423,12 @@ impl Config {
             v.parse::<u64>()
                 .ok()
                 .filter(|n| (min..=max).contains(n))
-                .ok_or_else(|| err(key, format!("expected a whole number from {min} to {max}, got {v:?}")))
+                .ok_or_else(|| {
+                    err(
+                        key,
+                        format!("expected a whole number from {min} to {max}, got {v:?}"),
+                    )
+                })
         };
         let name = |key: &'static str| -> Result<String, ConfigError> {
             let v = text(key);
@@ -313,19 +467,30 @@ impl Config {
         }
 
         let http_addr_text = text("REHOST_HTTP_ADDR");
-        let http_addr = http_addr_text
-            .parse()
-            .map_err(|_| err("REHOST_HTTP_ADDR", format!("expected host:port, got {http_addr_text:?}")))?;
+        let http_addr = http_addr_text.parse().map_err(|_| {
+            err(
+                "REHOST_HTTP_ADDR",
+                format!("expected host:port, got {http_addr_text:?}"),
+            )
+        })?;
         let log_format = match text("REHOST_LOG_FORMAT").as_str() {
             "json" => LogFormat::Json,
             "pretty" => LogFormat::Pretty,
-            other => return Err(err("REHOST_LOG_FORMAT", format!("expected json or pretty, got {other:?}"))),
+            other => {
+                return Err(err(
+                    "REHOST_LOG_FORMAT",
+                    format!("expected json or pretty, got {other:?}"),
+                ));
+            }
         };
         let log_filter = text("RUST_LOG");
-        tracing_subscriber::EnvFilter::try_new(&log_filter).map_err(|e| err("RUST_LOG", e.to_string()))?;
+        tracing_subscriber::EnvFilter::try_new(&log_filter)
+            .map_err(|e| err("RUST_LOG", e.to_string()))?;
 
         let key_prefix = text("REHOST_KEY_PREFIX");
-        if !key_prefix.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-/".contains(&b))
+        if !key_prefix
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-/".contains(&b))
             || key_prefix.starts_with('/')
             || key_prefix.split('/').any(|seg| seg == "." || seg == "..")
             || key_prefix.len() > 256
@@ -337,7 +502,8 @@ impl Config {
         }
 
         let allow_text = text("REHOST_ALLOW_PRIVATE_NETWORKS");
-        let allow = AllowList::parse(&allow_text).map_err(|m| err("REHOST_ALLOW_PRIVATE_NETWORKS", m))?;
+        let allow =
+            AllowList::parse(&allow_text).map_err(|m| err("REHOST_ALLOW_PRIVATE_NETWORKS", m))?;
 
         let spool_dir = raw
             .non_empty("REHOST_SPOOL_DIR")
@@ -348,13 +514,21 @@ impl Config {
             max_attempts: parse_u64("REHOST_MAX_ATTEMPTS", 1, 1000)? as u32,
             retry_delays,
             job_timeout: Duration::from_secs(parse_u64("REHOST_JOB_TIMEOUT_SECS", 1, 86_400)?),
-            shutdown_grace: Duration::from_secs(parse_u64("REHOST_SHUTDOWN_GRACE_SECS", 0, 86_400)?),
+            shutdown_grace: Duration::from_secs(parse_u64(
+                "REHOST_SHUTDOWN_GRACE_SECS",
+                0,
+                86_400,
+            )?),
             store: store(raw)?,
             key_prefix,
             spool_dir,
             limits: Limits {
                 max_image_bytes: parse_u64("REHOST_MAX_IMAGE_BYTES", 1, 1 << 32)?,
-                max_video_bytes: parse_u64("REHOST_MAX_VIDEO_BYTES", 1, 5 * 1024 * 1024 * 1024 * 1024)?,
+                max_video_bytes: parse_u64(
+                    "REHOST_MAX_VIDEO_BYTES",
+                    1,
+                    5 * 1024 * 1024 * 1024 * 1024,
+                )?,
                 max_image_pixels: parse_u64("REHOST_MAX_IMAGE_PIXELS", 1, 1 << 40)?,
             },
             fetch_timeout: Duration::from_secs(parse_u64("REHOST_FETCH_TIMEOUT_SECS", 1, 86_400)?),
@@ -389,27 +563,70 @@ impl Config {
             ("REHOST_CONCURRENCY", self.concurrency.to_string()),
             ("REHOST_MAX_ATTEMPTS", self.max_attempts.to_string()),
             ("REHOST_RETRY_DELAYS", delays.join(",")),
-            ("REHOST_JOB_TIMEOUT_SECS", self.job_timeout.as_secs().to_string()),
-            ("REHOST_SHUTDOWN_GRACE_SECS", self.shutdown_grace.as_secs().to_string()),
+            (
+                "REHOST_JOB_TIMEOUT_SECS",
+                self.job_timeout.as_secs().to_string(),
+            ),
+            (
+                "REHOST_SHUTDOWN_GRACE_SECS",
+                self.shutdown_grace.as_secs().to_string(),
+            ),
             ("S3_ENDPOINT", opt(s3.and_then(|s| s.endpoint.clone()))),
             ("S3_REGION", opt(s3.map(|s| s.region.clone()))),
             ("S3_BUCKET", opt(s3.map(|s| s.bucket.clone()))),
-            ("S3_ACCESS_KEY_ID", if s3.is_some() { "<redacted>".into() } else { String::new() }),
-            ("S3_SECRET_ACCESS_KEY", if s3.is_some() { "<redacted>".into() } else { String::new() }),
-            ("S3_FORCE_PATH_STYLE", opt(s3.map(|s| s.force_path_style.to_string()))),
-            ("REHOST_STORE_DIR", opt(dir.map(|(r, _)| r.display().to_string()))),
+            (
+                "S3_ACCESS_KEY_ID",
+                if s3.is_some() {
+                    "<redacted>".into()
+                } else {
+                    String::new()
+                },
+            ),
+            (
+                "S3_SECRET_ACCESS_KEY",
+                if s3.is_some() {
+                    "<redacted>".into()
+                } else {
+                    String::new()
+                },
+            ),
+            (
+                "S3_FORCE_PATH_STYLE",
+                opt(s3.map(|s| s.force_path_style.to_string())),
+            ),
+            (
+                "REHOST_STORE_DIR",
+                opt(dir.map(|(r, _)| r.display().to_string())),
+            ),
             (
                 "PUBLIC_BASE_URL",
-                opt(dir.map(|(_, p)| p.clone()).or(s3.map(|s| s.public_base.clone()))),
+                opt(dir
+                    .map(|(_, p)| p.clone())
+                    .or(s3.map(|s| s.public_base.clone()))),
             ),
             ("REHOST_KEY_PREFIX", self.key_prefix.clone()),
             ("REHOST_SPOOL_DIR", self.spool_dir.display().to_string()),
-            ("REHOST_MAX_IMAGE_BYTES", self.limits.max_image_bytes.to_string()),
-            ("REHOST_MAX_VIDEO_BYTES", self.limits.max_video_bytes.to_string()),
-            ("REHOST_MAX_IMAGE_PIXELS", self.limits.max_image_pixels.to_string()),
-            ("REHOST_FETCH_TIMEOUT_SECS", self.fetch_timeout.as_secs().to_string()),
+            (
+                "REHOST_MAX_IMAGE_BYTES",
+                self.limits.max_image_bytes.to_string(),
+            ),
+            (
+                "REHOST_MAX_VIDEO_BYTES",
+                self.limits.max_video_bytes.to_string(),
+            ),
+            (
+                "REHOST_MAX_IMAGE_PIXELS",
+                self.limits.max_image_pixels.to_string(),
+            ),
+            (
+                "REHOST_FETCH_TIMEOUT_SECS",
+                self.fetch_timeout.as_secs().to_string(),
+            ),
             ("REHOST_MIN_RATE_KBPS", self.min_rate_kbps.to_string()),
-            ("REHOST_PER_HOST_CONNECTIONS", self.per_host_connections.to_string()),
+            (
+                "REHOST_PER_HOST_CONNECTIONS",
+                self.per_host_connections.to_string(),
+            ),
             ("REHOST_ALLOW_PRIVATE_NETWORKS", self.allow.to_string()),
             ("REHOST_HTTP_ADDR", self.http_addr.to_string()),
             ("RUST_LOG", self.log_filter.clone()),
@@ -450,9 +667,12 @@ pub fn retry_delays(text: &str) -> Result<Vec<(String, Duration)>, ConfigError> 
     for part in text.split(',').map(str::trim) {
         let digits = part.trim_end_matches(|c: char| c.is_ascii_alphabetic());
         let unit = &part[digits.len()..];
-        let n: u64 = digits
-            .parse()
-            .map_err(|_| err(KEY, format!("{part:?} is not a duration like 5s, 2m or 500ms")))?;
+        let n: u64 = digits.parse().map_err(|_| {
+            err(
+                KEY,
+                format!("{part:?} is not a duration like 5s, 2m or 500ms"),
+            )
+        })?;
         let d = match unit {
             "ms" => Duration::from_millis(n),
             "s" => Duration::from_secs(n),
@@ -461,7 +681,10 @@ pub fn retry_delays(text: &str) -> Result<Vec<(String, Duration)>, ConfigError> 
             _ => return Err(err(KEY, format!("{part:?} needs a unit: ms, s, m or h"))),
         };
         if d.is_zero() || d > Duration::from_secs(7 * 24 * 3600) {
-            return Err(err(KEY, format!("{part:?} must be above zero and at most a week")));
+            return Err(err(
+                KEY,
+                format!("{part:?} must be above zero and at most a week"),
+            ));
         }
         out.push((format!("{n}{unit}"), d));
     }
@@ -469,11 +692,16 @@ pub fn retry_delays(text: &str) -> Result<Vec<(String, Duration)>, ConfigError> 
 }
 
 fn store(raw: &Raw) -> Result<Option<StoreConfig>, ConfigError> {
-    let public_base = raw.non_empty("PUBLIC_BASE_URL").map(|v| v.trim_end_matches('/').to_string());
+    let public_base = raw
+        .non_empty("PUBLIC_BASE_URL")
+        .map(|v| v.trim_end_matches('/').to_string());
     if let Some(base) = &public_base
         && url::Url::parse(base).map_or(true, |u| !matches!(u.scheme(), "http" | "https" | "file"))
     {
-        return Err(err("PUBLIC_BASE_URL", "expected an http(s):// or file:// URL"));
+        return Err(err(
+            "PUBLIC_BASE_URL",
+            "expected an http(s):// or file:// URL",
+        ));
     }
     if let Some(dir) = raw.non_empty("REHOST_STORE_DIR") {
         let root = PathBuf::from(dir);
@@ -496,7 +724,12 @@ fn store(raw: &Raw) -> Result<Option<StoreConfig>, ConfigError> {
         raw.non_empty(primary)
             .or_else(|| raw.non_empty(fallback))
             .map(str::to_string)
-            .ok_or_else(|| err(primary, format!("required with S3_BUCKET (or set {fallback})")))
+            .ok_or_else(|| {
+                err(
+                    primary,
+                    format!("required with S3_BUCKET (or set {fallback})"),
+                )
+            })
     };
     let force_path_style = match raw.non_empty("S3_FORCE_PATH_STYLE") {
         Some(v) => boolean("S3_FORCE_PATH_STYLE", v)?,
@@ -508,14 +741,16 @@ fn store(raw: &Raw) -> Result<Option<StoreConfig>, ConfigError> {
         access_key_id: key("S3_ACCESS_KEY_ID", "AWS_ACCESS_KEY_ID")?,
         secret_access_key: key("S3_SECRET_ACCESS_KEY", "AWS_SECRET_ACCESS_KEY")?,
         force_path_style,
-        public_base: public_base.ok_or_else(|| err("PUBLIC_BASE_URL", "required with S3_BUCKET"))?,
+        public_base: public_base
+            .ok_or_else(|| err("PUBLIC_BASE_URL", "required with S3_BUCKET"))?,
         endpoint,
     })))
 }
 
 /// `file://` URL of a directory (made absolute).
 pub fn dir_url(root: &std::path::Path) -> Result<String, String> {
-    let abs = std::path::absolute(root).map_err(|e| format!("cannot make the path absolute: {e}"))?;
+    let abs =
+        std::path::absolute(root).map_err(|e| format!("cannot make the path absolute: {e}"))?;
     url::Url::from_directory_path(&abs)
         .map(|u| u.to_string().trim_end_matches('/').to_string())
         .map_err(|()| "not a usable directory path".to_string())

@@ -188,7 +188,10 @@ mod tests {
             .filter(|c| c.retryable())
             .map(ErrorCode::as_str)
             .collect();
-        assert_eq!(retryable, ["unreachable", "storage_unavailable", "internal"]);
+        assert_eq!(
+            retryable,
+            ["unreachable", "storage_unavailable", "internal"]
+        );
     }
 
     #[test]

@@ -33,8 +33,7 @@ pub fn is_valid_id(s: &str) -> bool {
         && s.len() <= MAX_ID_CHARS
         && s != "."
         && s != ".."
-        && s
-            .bytes()
+        && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }
 
@@ -133,7 +132,11 @@ pub fn parse(body: &[u8], message_id: Option<&str>) -> Parsed {
     };
     let value: Value = match serde_json::from_str(text) {
         Ok(v) => v,
-        Err(e) => return Parsed::NotAJob { reason: format!("body is not JSON: {e}") },
+        Err(e) => {
+            return Parsed::NotAJob {
+                reason: format!("body is not JSON: {e}"),
+            };
+        }
     };
     let Some(obj) = value.as_object() else {
         return not_a_job("body is not a JSON object");
@@ -178,7 +181,10 @@ fn validate(obj: &Map<String, Value>, ids: &JobIds) -> Result<(Vec<Account>, Med
         Some(Value::String(s)) if is_valid_id(s) => {}
         Some(_) => return Err(invalid_payload("job_id must match [A-Za-z0-9._-]{1,128}")),
     }
-    for (name, value) in [("post_id", &ids.post_id), ("workspace_id", &ids.workspace_id)] {
+    for (name, value) in [
+        ("post_id", &ids.post_id),
+        ("workspace_id", &ids.workspace_id),
+    ] {
         if !is_valid_id(value) {
             return Err(invalid_payload(format!(
                 "{name} must match [A-Za-z0-9._-]{{1,128}} and not be . or .."
@@ -209,9 +215,9 @@ fn accounts(value: Option<&Value>) -> Result<Vec<Account>, JobError> {
         .enumerate()
         .map(|(i, a)| {
             let field = |name: &str| {
-                a.get(name)
-                    .and_then(Value::as_str)
-                    .ok_or_else(|| invalid_payload(format!("accounts[{i}].{name} must be a string")))
+                a.get(name).and_then(Value::as_str).ok_or_else(|| {
+                    invalid_payload(format!("accounts[{i}].{name} must be a string"))
+                })
             };
             let kind = match field("type")? {
                 "byo" => AccountType::Byo,
@@ -249,7 +255,9 @@ fn media(value: Option<&Value>) -> Result<Media, JobError> {
         }
         Some("slideshow") => {
             if url.is_some() {
-                return Err(invalid_payload("media of type slideshow takes urls, not url"));
+                return Err(invalid_payload(
+                    "media of type slideshow takes urls, not url",
+                ));
             }
             let Some(Value::Array(list)) = urls else {
                 return Err(invalid_payload("media.urls must be an array"));
@@ -273,7 +281,9 @@ fn media(value: Option<&Value>) -> Result<Media, JobError> {
                 .collect::<Result<Vec<_>, _>>()?;
             Ok(Media::Slideshow(urls))
         }
-        _ => Err(invalid_payload("media.type must be \"video\" or \"slideshow\"")),
+        _ => Err(invalid_payload(
+            "media.type must be \"video\" or \"slideshow\"",
+        )),
     }
 }
 

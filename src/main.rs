@@ -26,7 +26,10 @@ fn main() -> ExitCode {
         }
     };
     rehost::telemetry::init(&config.log_filter, config.log_format);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("rehost: cannot start the async runtime: {e}");

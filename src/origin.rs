@@ -15,7 +15,7 @@
 //! | `truncate=N` | declare the full length, send N bytes, drop the connection |
 //! | `stall_after=N` | send N bytes, then nothing, forever |
 //! | `chunked=1` | no `Content-Length` |
-//! | `endless=1` | a body that never ends (no `Content-Length`) |
+//! | `endless=1` | the file, then padding that never ends (no `Content-Length`) |
 //! | `ignore_range=1` | answer 200 with the whole file to a ranged request |
 //! | `ctype=T` | `Content-Type: T` (default: from the extension, which may lie) |
 //! | `gzip=1` | add `Content-Encoding: gzip` (the body is not compressed) |
@@ -211,10 +211,13 @@ impl State {
             return redirect(to);
         }
         if let Some(n) = num("redirect").filter(|n| *n > 0) {
-            let mut pairs: Vec<(String, String)> = q.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+            let mut pairs: Vec<(String, String)> =
+                q.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
             pairs.retain(|(k, _)| k != "redirect");
             pairs.push(("redirect".into(), (n - 1).to_string()));
-            let qs = url::form_urlencoded::Serializer::new(String::new()).extend_pairs(pairs).finish();
+            let qs = url::form_urlencoded::Serializer::new(String::new())
+                .extend_pairs(pairs)
+                .finish();
             return redirect(&format!("http://{}{}?{qs}", self.addr, req.uri().path()));
         }
         let path = req.uri().path().trim_start_matches('/').to_string();
@@ -237,19 +240,31 @@ impl State {
     }
 
     async fn file(&self, path: &str, full_url: &str) -> Option<Source> {
-        if path.split('/').any(|seg| seg == ".." || seg.starts_with('.')) {
+        if path
+            .split('/')
+            .any(|seg| seg == ".." || seg.starts_with('.'))
+        {
             return None;
         }
         let file = self.cfg.root.join(path);
         let mut bytes = tokio::fs::read(&file).await.ok()?;
-        let is_image = matches!(content_type(&file), "image/jpeg" | "image/png" | "image/webp");
+        let is_image = matches!(
+            content_type(&file),
+            "image/jpeg" | "image/png" | "image/webp"
+        );
         if self.cfg.unique && is_image {
             bytes.extend_from_slice(format!("\nrehost-unique:{full_url}\n").as_bytes());
         }
         Some(Source::Bytes(Bytes::from(bytes)))
     }
 
-    fn serve(&self, req: &Request<Incoming>, q: &HashMap<String, String>, data: Source, ctype: &str) -> Response<Body> {
+    fn serve(
+        &self,
+        req: &Request<Incoming>,
+        q: &HashMap<String, String>,
+        data: Source,
+        ctype: &str,
+    ) -> Response<Body> {
         let num = |k: &str| q.get(k).and_then(|v| v.parse::<u64>().ok());
         let flag = |k: &str| q.get(k).is_some_and(|v| v == "1");
         let len = data.len();
@@ -273,7 +288,11 @@ impl State {
                 return Response::builder()
                     .status(StatusCode::RANGE_NOT_SATISFIABLE)
                     .header(header::CONTENT_RANGE, format!("bytes */{len}"))
-                    .body(Full::new(Bytes::new()).map_err(|never| match never {}).boxed_unsync())
+                    .body(
+                        Full::new(Bytes::new())
+                            .map_err(|never| match never {})
+                            .boxed_unsync(),
+                    )
                     .unwrap_or_else(|_| text(StatusCode::INTERNAL_SERVER_ERROR, "response"));
             }
             Some(Ok((s, e))) => {
@@ -323,7 +342,10 @@ fn parse_range(v: &str, len: u64) -> Option<Result<(u64, u64), ()>> {
             (len.saturating_sub(n), len.checked_sub(1)?)
         }
         (a, "") => (a.parse().ok()?, len.saturating_sub(1)),
-        (a, b) => (a.parse().ok()?, b.parse::<u64>().ok()?.min(len.saturating_sub(1))),
+        (a, b) => (
+            a.parse().ok()?,
+            b.parse::<u64>().ok()?.min(len.saturating_sub(1)),
+        ),
     };
     if start >= len || start > end {
         return Some(Err(()));
@@ -336,7 +358,11 @@ fn parse_range(v: &str, len: u64) -> Option<Result<(u64, u64), ()>> {
 enum Source {
     Bytes(Bytes),
     /// Head bytes, then `len - head.len()` bytes of a repeating block.
-    Generated { head: Bytes, block: Bytes, len: u64 },
+    Generated {
+        head: Bytes,
+        block: Bytes,
+        len: u64,
+    },
 }
 
 impl Source {
@@ -361,7 +387,9 @@ impl Source {
                 }
                 let left = len.saturating_sub(offset);
                 let in_block = ((offset - head.len() as u64) % block.len() as u64) as usize;
-                let n = max.min(block.len() - in_block).min(usize::try_from(left).unwrap_or(usize::MAX));
+                let n = max
+                    .min(block.len() - in_block)
+                    .min(usize::try_from(left).unwrap_or(usize::MAX));
                 block.slice(in_block..in_block + n)
             }
         }
@@ -384,10 +412,14 @@ fn send(data: Source, plan: SendPlan, stats: Arc<OriginStats>) -> Body {
     let stream = futures_util::stream::unfold((plan.start, data), move |(pos, data)| {
         let stats = stats.clone();
         let plan_end = plan.end;
-        let (truncate_at, stall_at, rate, first) = (plan.truncate_at, plan.stall_at, plan.rate, plan.start);
+        let (truncate_at, stall_at, rate, first) =
+            (plan.truncate_at, plan.stall_at, plan.rate, plan.start);
         async move {
             if truncate_at.is_some_and(|t| pos >= t) {
-                let err = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "truncated on purpose");
+                let err = std::io::Error::new(
+                    std::io::ErrorKind::ConnectionReset,
+                    "truncated on purpose",
+                );
                 return Some((Err(err), (plan_end, data)));
             }
             if stall_at.is_some_and(|s| pos >= s) {
@@ -403,19 +435,23 @@ fn send(data: Source, plan: SendPlan, stats: Arc<OriginStats>) -> Body {
                 }
             }
             if let Some(rate) = rate {
-                max = max.min(usize::try_from(rate.max(1)).unwrap_or(FRAME)).max(1);
+                max = max
+                    .min(usize::try_from(rate.max(1)).unwrap_or(FRAME))
+                    .max(1);
                 let due = Duration::from_secs_f64((pos - first) as f64 / rate.max(1) as f64);
                 tokio::time::sleep_until(started + due).await;
             }
-            let chunk = if endless {
-                Bytes::from(vec![0x55u8; max])
-            } else {
-                data.slice(pos, max)
+            // An endless body is the file, then padding forever.
+            let chunk = match data.slice(pos, max) {
+                c if c.is_empty() && endless => Bytes::from(vec![0x55u8; max]),
+                c => c,
             };
             if chunk.is_empty() {
                 return None;
             }
-            stats.bytes_sent.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+            stats
+                .bytes_sent
+                .fetch_add(chunk.len() as u64, Ordering::Relaxed);
             let next = pos + chunk.len() as u64;
             Some((Ok(Frame::data(chunk)), (next, data)))
         }
@@ -435,7 +471,8 @@ fn generated(root: &Path, name: &str, q: &HashMap<String, String>) -> Result<Sou
     let (mut ftyp, mut moov) = (Vec::new(), Vec::new());
     let mut pos = 0usize;
     while pos + 8 <= clip.len() {
-        let size = u32::from_be_bytes([clip[pos], clip[pos + 1], clip[pos + 2], clip[pos + 3]]) as usize;
+        let size =
+            u32::from_be_bytes([clip[pos], clip[pos + 1], clip[pos + 2], clip[pos + 3]]) as usize;
         if size < 8 || pos + size > clip.len() {
             break;
         }

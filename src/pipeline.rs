@@ -86,7 +86,9 @@ impl Pipeline {
         let ms = started.elapsed().as_millis() as u64;
         match &outcome {
             Outcome::Ready { assets, .. } => tracing::info!(assets = assets.len(), ms, "job ready"),
-            Outcome::Failed(e) => tracing::info!(code = %e.code, asset_index = ?e.asset_index, message = %e.message, ms, "job failed"),
+            Outcome::Failed(e) => {
+                tracing::info!(code = %e.code, asset_index = ?e.asset_index, message = %e.message, ms, "job failed")
+            }
         }
         outcome
     }

@@ -188,7 +188,10 @@ mod tests {
     fn retry_until_attempts_run_out() {
         let out = Outcome::Failed(unreachable("503").at(0));
         let r = ResultMessage::build(&ids("j"), &out, 1, 3);
-        assert_eq!((r.status, r.message_id().as_str()), (Status::Retry, "j:1:retry"));
+        assert_eq!(
+            (r.status, r.message_id().as_str()),
+            (Status::Retry, "j:1:retry")
+        );
         let r = ResultMessage::build(&ids("j"), &out, 3, 3);
         assert_eq!(r.status, Status::Failed);
         let err = r.error.expect("error");
@@ -201,7 +204,12 @@ mod tests {
 
     #[test]
     fn message_id_fits_amqp_for_any_job_id() {
-        let r = ResultMessage::build(&ids(&"ü".repeat(300)), &Outcome::Failed(unreachable("x")), 1, 1);
+        let r = ResultMessage::build(
+            &ids(&"ü".repeat(300)),
+            &Outcome::Failed(unreachable("x")),
+            1,
+            1,
+        );
         let id = r.message_id();
         assert!(id.len() < 255 && id.starts_with("invalid-"), "{id}");
     }

@@ -19,7 +19,11 @@ pub async fn run(config: &Config, urls: &[String], video: bool) -> u8 {
         }
     };
     let ingestor = Ingestor::new(fetcher, None, config.limits);
-    let kind = if video { JobKind::Video } else { JobKind::Slideshow };
+    let kind = if video {
+        JobKind::Video
+    } else {
+        JobKind::Slideshow
+    };
     let lines = futures_util::stream::iter(urls.iter().map(|u| {
         let ingestor = ingestor.clone();
         async move { (u.clone(), check_one(&ingestor, u, kind).await) }
@@ -42,7 +46,11 @@ pub async fn run(config: &Config, urls: &[String], video: bool) -> u8 {
 
 /// Checks as `kind`; an image check that finds a video (or the reverse) is
 /// repeated as the other kind, so one command diagnoses both.
-async fn check_one(ingestor: &Ingestor, raw: &str, kind: JobKind) -> Result<AssetOut, crate::error::JobError> {
+async fn check_one(
+    ingestor: &Ingestor,
+    raw: &str,
+    kind: JobKind,
+) -> Result<AssetOut, crate::error::JobError> {
     let src = job::source_url(raw)?;
     match ingestor.check_hosted(&src, kind).await {
         Err(e) if e.code == ErrorCode::MediaTypeMismatch => {

@@ -31,7 +31,12 @@ const DEMO_JOBS: &[&str] = &[
 ];
 
 pub async fn run(config: &Config, media: &Path, jobs: &Path) -> u8 {
-    let origin = match Origin::start(OriginConfig::new(media), "127.0.0.1:0".parse().unwrap_or_else(|_| unreachable!())).await {
+    let origin = match Origin::start(
+        OriginConfig::new(media),
+        "127.0.0.1:0".parse().unwrap_or_else(|_| unreachable!()),
+    )
+    .await
+    {
         Ok(o) => o,
         Err(e) => {
             eprintln!("rehost: cannot start the loopback origin: {e}");
@@ -63,7 +68,11 @@ pub async fn run(config: &Config, media: &Path, jobs: &Path) -> u8 {
             return 1;
         }
     };
-    println!("origin {} serving {}; store {store_cfg:?}\n", origin.url(""), media.display());
+    println!(
+        "origin {} serving {}; store {store_cfg:?}\n",
+        origin.url(""),
+        media.display()
+    );
     let mut unexpected = 0;
     for name in DEMO_JOBS {
         let path = jobs.join(name);
@@ -74,7 +83,8 @@ pub async fn run(config: &Config, media: &Path, jobs: &Path) -> u8 {
                 return EXIT_USAGE;
             }
         };
-        let Processed::Result { result, .. } = pipeline.process(text.as_bytes(), None, 1).await else {
+        let Processed::Result { result, .. } = pipeline.process(text.as_bytes(), None, 1).await
+        else {
             eprintln!("rehost: {} is not a job", path.display());
             return EXIT_USAGE;
         };
@@ -82,7 +92,11 @@ pub async fn run(config: &Config, media: &Path, jobs: &Path) -> u8 {
         if (result.status == Status::Ready) == expect_failure {
             unexpected += 1;
         }
-        println!("== {name}: {} (rehosted: {})", result.status.as_str(), result.rehosted.unwrap_or(false));
+        println!(
+            "== {name}: {} (rehosted: {})",
+            result.status.as_str(),
+            result.rehosted.unwrap_or(false)
+        );
         let shown = match (&result.media, &result.error) {
             (Some(media), _) => serde_json::to_string_pretty(media),
             (None, Some(error)) => serde_json::to_string_pretty(error),
@@ -97,7 +111,9 @@ pub async fn run(config: &Config, media: &Path, jobs: &Path) -> u8 {
                 a.width.unwrap_or(0),
                 a.height.unwrap_or(0),
                 a.bytes.map_or("?".into(), |b| b.to_string()),
-                a.duration_ms.map(|d| format!(" {d} ms {}", a.codec.as_deref().unwrap_or(""))).unwrap_or_default(),
+                a.duration_ms
+                    .map(|d| format!(" {d} ms {}", a.codec.as_deref().unwrap_or("")))
+                    .unwrap_or_default(),
             );
         }
         println!();

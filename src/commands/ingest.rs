@@ -72,7 +72,9 @@ fn read(file: &str) -> std::io::Result<Vec<u8>> {
     if file == "-" {
         std::io::stdin().lock().take(limit).read_to_end(&mut buf)?;
     } else {
-        std::fs::File::open(file)?.take(limit).read_to_end(&mut buf)?;
+        std::fs::File::open(file)?
+            .take(limit)
+            .read_to_end(&mut buf)?;
     }
     Ok(buf)
 }

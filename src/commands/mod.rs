@@ -31,7 +31,11 @@ pub fn store_or_dir(config: &Config, dir: &str) -> Result<StoreConfig, String> {
 ///
 /// # Errors
 /// When the HTTP client cannot be built.
-pub fn pipeline(config: &Config, fetch: FetchConfig, store: Option<Store>) -> anyhow::Result<Pipeline> {
+pub fn pipeline(
+    config: &Config,
+    fetch: FetchConfig,
+    store: Option<Store>,
+) -> anyhow::Result<Pipeline> {
     let fetcher = Fetcher::new(fetch)?;
     Ok(Pipeline {
         ingestor: Ingestor::new(fetcher, store, config.limits),

@@ -6,7 +6,13 @@ use std::time::Duration;
 
 use crate::origin::{Origin, OriginConfig};
 
-pub async fn run(dir: &Path, listen: SocketAddr, unique: bool, latency_ms: u64, mbps: Option<f64>) -> u8 {
+pub async fn run(
+    dir: &Path,
+    listen: SocketAddr,
+    unique: bool,
+    latency_ms: u64,
+    mbps: Option<f64>,
+) -> u8 {
     let cfg = OriginConfig {
         root: dir.to_path_buf(),
         unique,
@@ -20,7 +26,11 @@ pub async fn run(dir: &Path, listen: SocketAddr, unique: bool, latency_ms: u64, 
             return 1;
         }
     };
-    eprintln!("rehost origin: serving {} at http://{}/", dir.display(), origin.addr());
+    eprintln!(
+        "rehost origin: serving {} at http://{}/",
+        dir.display(),
+        origin.addr()
+    );
     crate::shutdown::signal().await;
     0
 }

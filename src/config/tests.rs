@@ -42,24 +42,63 @@ fn defaults_are_the_contracts() {
 
 #[test]
 fn bad_settings_name_themselves() {
-    assert_eq!(error_setting(&[("REHOST_CONCURRENCY", "many")]), "REHOST_CONCURRENCY");
-    assert_eq!(error_setting(&[("REHOST_CONCURRENCY", "0")]), "REHOST_CONCURRENCY");
-    assert_eq!(error_setting(&[("REHOST_RETRY_DELAYS", "5s,,2m")]), "REHOST_RETRY_DELAYS");
-    assert_eq!(error_setting(&[("REHOST_RETRY_DELAYS", "5")]), "REHOST_RETRY_DELAYS");
-    assert_eq!(error_setting(&[("REHOST_DECLARE", "maybe")]), "REHOST_DECLARE");
+    assert_eq!(
+        error_setting(&[("REHOST_CONCURRENCY", "many")]),
+        "REHOST_CONCURRENCY"
+    );
+    assert_eq!(
+        error_setting(&[("REHOST_CONCURRENCY", "0")]),
+        "REHOST_CONCURRENCY"
+    );
+    assert_eq!(
+        error_setting(&[("REHOST_RETRY_DELAYS", "5s,,2m")]),
+        "REHOST_RETRY_DELAYS"
+    );
+    assert_eq!(
+        error_setting(&[("REHOST_RETRY_DELAYS", "5")]),
+        "REHOST_RETRY_DELAYS"
+    );
+    assert_eq!(
+        error_setting(&[("REHOST_DECLARE", "maybe")]),
+        "REHOST_DECLARE"
+    );
     assert_eq!(error_setting(&[("AMQP_URL", "http://x")]), "AMQP_URL");
-    assert_eq!(error_setting(&[("REHOST_HTTP_ADDR", "nowhere")]), "REHOST_HTTP_ADDR");
-    assert_eq!(error_setting(&[("REHOST_LOG_FORMAT", "xml")]), "REHOST_LOG_FORMAT");
-    assert_eq!(error_setting(&[("REHOST_ALLOW_PRIVATE_NETWORKS", "10.0.0.0/99")]), "REHOST_ALLOW_PRIVATE_NETWORKS");
-    assert_eq!(error_setting(&[("REHOST_KEY_PREFIX", "../up/")]), "REHOST_KEY_PREFIX");
-    assert_eq!(error_setting(&[("REHOST_QUEUE", &"q".repeat(256))]), "REHOST_QUEUE");
+    assert_eq!(
+        error_setting(&[("REHOST_HTTP_ADDR", "nowhere")]),
+        "REHOST_HTTP_ADDR"
+    );
+    assert_eq!(
+        error_setting(&[("REHOST_LOG_FORMAT", "xml")]),
+        "REHOST_LOG_FORMAT"
+    );
+    assert_eq!(
+        error_setting(&[("REHOST_ALLOW_PRIVATE_NETWORKS", "10.0.0.0/99")]),
+        "REHOST_ALLOW_PRIVATE_NETWORKS"
+    );
+    assert_eq!(
+        error_setting(&[("REHOST_KEY_PREFIX", "../up/")]),
+        "REHOST_KEY_PREFIX"
+    );
+    assert_eq!(
+        error_setting(&[("REHOST_QUEUE", &"q".repeat(256))]),
+        "REHOST_QUEUE"
+    );
     assert_eq!(error_setting(&[("S3_BUCKET", "b")]), "S3_ACCESS_KEY_ID");
     assert_eq!(
-        error_setting(&[("S3_BUCKET", "b"), ("S3_ACCESS_KEY_ID", "a"), ("S3_SECRET_ACCESS_KEY", "s")]),
+        error_setting(&[
+            ("S3_BUCKET", "b"),
+            ("S3_ACCESS_KEY_ID", "a"),
+            ("S3_SECRET_ACCESS_KEY", "s")
+        ]),
         "PUBLIC_BASE_URL"
     );
-    let line = load(&[("REHOST_MAX_ATTEMPTS", "x")]).expect_err("invalid").to_string();
-    assert!(line.starts_with("invalid setting REHOST_MAX_ATTEMPTS (--max-attempts):"), "{line}");
+    let line = load(&[("REHOST_MAX_ATTEMPTS", "x")])
+        .expect_err("invalid")
+        .to_string();
+    assert!(
+        line.starts_with("invalid setting REHOST_MAX_ATTEMPTS (--max-attempts):"),
+        "{line}"
+    );
     assert!(!line.contains('\n'));
 }
 
@@ -72,7 +111,9 @@ fn empty_results_queue_turns_it_off() {
 #[test]
 fn store_selection() {
     let c = load(&[("REHOST_STORE_DIR", "/tmp/x"), ("S3_BUCKET", "b")]).expect("valid");
-    assert!(matches!(c.store, Some(StoreConfig::Dir { ref public_base, .. }) if public_base == "file:///tmp/x"));
+    assert!(
+        matches!(c.store, Some(StoreConfig::Dir { ref public_base, .. }) if public_base == "file:///tmp/x")
+    );
     let c = load(&[
         ("S3_BUCKET", "media"),
         ("S3_ENDPOINT", "http://127.0.0.1:9000"),
@@ -84,19 +125,29 @@ fn store_selection() {
     let Some(StoreConfig::S3(s3)) = &c.store else {
         panic!("expected S3");
     };
-    assert!(s3.force_path_style, "defaults to path style with an endpoint");
+    assert!(
+        s3.force_path_style,
+        "defaults to path style with an endpoint"
+    );
     assert_eq!(s3.region, "auto");
     assert_eq!(s3.public_base, "https://media.example.net");
     assert_eq!(s3.secret_access_key, "very-secret");
     let shown = format!("{:?} {:?}", c, c.describe());
-    assert!(!shown.contains("very-secret") && !shown.contains("AKID"), "{shown}");
+    assert!(
+        !shown.contains("very-secret") && !shown.contains("AKID"),
+        "{shown}"
+    );
 }
 
 #[test]
 fn amqp_password_is_redacted() {
     let c = load(&[("AMQP_URL", "amqp://user:hunter2@broker:5672/vh")]).expect("valid");
     let described = c.describe();
-    let amqp = &described.iter().find(|(k, _)| *k == "AMQP_URL").expect("present").1;
+    let amqp = &described
+        .iter()
+        .find(|(k, _)| *k == "AMQP_URL")
+        .expect("present")
+        .1;
     assert!(!amqp.contains("hunter2"), "{amqp}");
 }
 

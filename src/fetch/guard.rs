@@ -85,7 +85,11 @@ impl AllowList {
         let entries: Vec<&str> = match text.to_ascii_lowercase().as_str() {
             "" | "false" | "0" | "no" => return Ok(AllowList::default()),
             "true" | "1" | "yes" => PRIVATE_WHEN_TRUE.to_vec(),
-            _ => text.split(',').map(str::trim).filter(|s| !s.is_empty()).collect(),
+            _ => text
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .collect(),
         };
         let nets = entries
             .into_iter()

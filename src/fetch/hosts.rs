@@ -79,7 +79,8 @@ mod tests {
         let limiter = HostLimiter::new(2);
         let a1 = limiter.acquire("a").await;
         let _a2 = limiter.acquire("a").await;
-        let third = tokio::time::timeout(std::time::Duration::from_millis(50), limiter.acquire("a")).await;
+        let third =
+            tokio::time::timeout(std::time::Duration::from_millis(50), limiter.acquire("a")).await;
         assert!(third.is_err(), "a third request to the same host must wait");
         let _b = limiter.acquire("b").await;
         drop(a1);

@@ -143,7 +143,10 @@ impl Fetcher {
     pub fn new(cfg: FetchConfig) -> anyhow::Result<Self> {
         let guard = Arc::new(Guard::new(cfg.allow.clone()));
         let mut headers = HeaderMap::new();
-        headers.insert(header::ACCEPT_ENCODING, HeaderValue::from_static("identity"));
+        headers.insert(
+            header::ACCEPT_ENCODING,
+            HeaderValue::from_static("identity"),
+        );
         let redirect_guard = guard.clone();
         let policy = reqwest::redirect::Policy::custom(move |attempt| {
             if attempt.previous().len() > MAX_REDIRECTS {
@@ -188,7 +191,12 @@ impl Fetcher {
     ///
     /// # Errors
     /// A [`JobError`] with the contract's code (no asset index yet).
-    pub async fn open(&self, url: &Url, range: Option<Range>, max_bytes: u64) -> Result<Opened, JobError> {
+    pub async fn open(
+        &self,
+        url: &Url,
+        range: Option<Range>,
+        max_bytes: u64,
+    ) -> Result<Opened, JobError> {
         let host = url.host_str().unwrap_or_default().to_ascii_lowercase();
         if let Some(ip) = url.host().as_ref().and_then(literal_ip) {
             self.guard.check(ip).map_err(forbidden)?;
@@ -205,7 +213,11 @@ impl Fetcher {
         }
         let send = req.send();
         let response = match tokio::time::timeout(self.cfg.base_timeout, send).await {
-            Err(_) => return Err(error::unreachable("origin did not answer before the deadline")),
+            Err(_) => {
+                return Err(error::unreachable(
+                    "origin did not answer before the deadline",
+                ));
+            }
             Ok(Err(e)) => return Err(classify(&e)),
             Ok(Ok(r)) => r,
         };
@@ -213,6 +225,9 @@ impl Fetcher {
             self.guard.check(addr.ip()).map_err(forbidden)?;
         }
         let status = response.status().as_u16();
+        if (300..400).contains(&status) {
+            return Err(unfollowed_redirect(url, status, response.headers()));
+        }
         status_error(status, response.headers())?;
         let content_length = response.content_length();
         let partial = status == 206;
@@ -290,7 +305,9 @@ impl Body {
                 ErrorCode::Unreachable => error::unreachable(format!(
                     "connection lost after {} bytes{}",
                     self.received,
-                    self.expected.map(|e| format!(" of {e}")).unwrap_or_default()
+                    self.expected
+                        .map(|e| format!(" of {e}"))
+                        .unwrap_or_default()
                 )),
                 _ => classify(&e),
             }),
@@ -337,6 +354,23 @@ fn status_error(status: u16, headers: &HeaderMap) -> Result<(), JobError> {
     Err(JobError::new(code, format!("origin answered {status}")))
 }
 
+/// A 3xx that reached us was not followed: its `Location` is missing,
+/// unusable, or of another scheme (which reqwest never follows).
+fn unfollowed_redirect(url: &Url, status: u16, headers: &HeaderMap) -> JobError {
+    let target = headers
+        .get(header::LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|loc| url.join(loc).ok());
+    match target {
+        Some(t) if !matches!(t.scheme(), "http" | "https") => {
+            error::invalid_url(RedirectRefused::Scheme(t.scheme().to_string()).to_string())
+        }
+        _ => error::unreachable(format!(
+            "origin answered {status} without a usable Location"
+        )),
+    }
+}
+
 /// `Retry-After` in seconds or as an HTTP date.
 fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     let v = headers.get(header::RETRY_AFTER)?.to_str().ok()?.trim();
@@ -368,6 +402,12 @@ fn classify(e: &reqwest::Error) -> JobError {
             };
         }
         source = s.source();
+    }
+    // reqwest refuses a redirect to another scheme before asking the policy.
+    if let Some(u) = e.url()
+        && !matches!(u.scheme(), "http" | "https")
+    {
+        return error::invalid_url(RedirectRefused::Scheme(u.scheme().to_string()).to_string());
     }
     let what = if e.is_timeout() {
         "timed out"
@@ -413,7 +453,10 @@ mod tests {
         h.insert(header::RETRY_AFTER, HeaderValue::from_static("120"));
         assert_eq!(retry_after(&h), Some(Duration::from_secs(120)));
         let future = (chrono::Utc::now() + chrono::Duration::seconds(90)).to_rfc2822();
-        h.insert(header::RETRY_AFTER, HeaderValue::from_str(&future).expect("header"));
+        h.insert(
+            header::RETRY_AFTER,
+            HeaderValue::from_str(&future).expect("header"),
+        );
         let d = retry_after(&h).expect("date");
         assert!((85..=91).contains(&d.as_secs()), "{d:?}");
     }

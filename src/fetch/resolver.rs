@@ -16,7 +16,8 @@ use super::guard::Guard;
 
 /// Looks a host name up. The system resolver by default; tests inject their own.
 pub trait Lookup: Send + Sync + 'static {
-    fn lookup(&self, host: String) -> Pin<Box<dyn Future<Output = io::Result<Vec<IpAddr>>> + Send>>;
+    fn lookup(&self, host: String)
+    -> Pin<Box<dyn Future<Output = io::Result<Vec<IpAddr>>> + Send>>;
 }
 
 /// The operating system's resolver (getaddrinfo, on a blocking thread).
@@ -24,7 +25,10 @@ pub trait Lookup: Send + Sync + 'static {
 pub struct SystemLookup;
 
 impl Lookup for SystemLookup {
-    fn lookup(&self, host: String) -> Pin<Box<dyn Future<Output = io::Result<Vec<IpAddr>>> + Send>> {
+    fn lookup(
+        &self,
+        host: String,
+    ) -> Pin<Box<dyn Future<Output = io::Result<Vec<IpAddr>>> + Send>> {
         Box::pin(async move {
             let addrs = tokio::net::lookup_host((host.as_str(), 0)).await?;
             Ok(addrs.map(|a| a.ip()).collect())
@@ -40,7 +44,10 @@ impl<F> Lookup for StaticLookup<F>
 where
     F: Fn(&str) -> io::Result<Vec<IpAddr>> + Send + Sync + 'static,
 {
-    fn lookup(&self, host: String) -> Pin<Box<dyn Future<Output = io::Result<Vec<IpAddr>>> + Send>> {
+    fn lookup(
+        &self,
+        host: String,
+    ) -> Pin<Box<dyn Future<Output = io::Result<Vec<IpAddr>>> + Send>> {
         let result = (self.0)(&host);
         Box::pin(async move { result })
     }
@@ -59,7 +66,11 @@ impl Resolve for GuardedResolver {
         Box::pin(async move {
             let ips = lookup.lookup(host.clone()).await?;
             if ips.is_empty() {
-                return Err(io::Error::new(io::ErrorKind::NotFound, format!("{host} has no addresses")).into());
+                return Err(io::Error::new(
+                    io::ErrorKind::NotFound,
+                    format!("{host} has no addresses"),
+                )
+                .into());
             }
             let mut refused = None;
             let allowed: Vec<SocketAddr> = ips

@@ -27,7 +27,11 @@ pub(super) fn max_bytes(limits: &Limits, kind: JobKind) -> u64 {
 
 /// Reads from `body` into `buf` until it holds `want` bytes or the body ends.
 /// Returns whether the body ended.
-pub(super) async fn fill(body: &mut Body, buf: &mut Vec<u8>, want: usize) -> Result<bool, JobError> {
+pub(super) async fn fill(
+    body: &mut Body,
+    buf: &mut Vec<u8>,
+    want: usize,
+) -> Result<bool, JobError> {
     while buf.len() < want {
         match body.chunk().await? {
             Some(c) => buf.extend_from_slice(&c),
@@ -69,7 +73,11 @@ pub(super) fn format_for(head: &[u8], kind: JobKind) -> Result<Format, JobError>
 
 /// The image's dimensions, checked against the pixel limit before anything
 /// could decode it. `NeedMore` is passed through for the caller to read on.
-pub(super) fn image_dims(format: Format, head: &[u8], limits: &Limits) -> Result<Result<Dimensions, u64>, JobError> {
+pub(super) fn image_dims(
+    format: Format,
+    head: &[u8],
+    limits: &Limits,
+) -> Result<Result<Dimensions, u64>, JobError> {
     match image::probe(format, head) {
         Ok(d) if d.pixels() > limits.max_image_pixels => Err(error::dimensions_exceeded(format!(
             "{}x{} is {} pixels; the limit is {}",

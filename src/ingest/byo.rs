@@ -16,8 +16,17 @@ use crate::media::video::{VideoError, VideoProbe};
 use crate::result::AssetOut;
 use crate::store::{Store, Upload};
 
-pub(super) async fn ingest(ing: &Ingestor, store: &Store, workspace: &str, src: &SourceUrl, kind: JobKind) -> AssetResult {
-    let opened = ing.fetcher.open(&src.url, None, max_bytes(&ing.limits, kind)).await?;
+pub(super) async fn ingest(
+    ing: &Ingestor,
+    store: &Store,
+    workspace: &str,
+    src: &SourceUrl,
+    kind: JobKind,
+) -> AssetResult {
+    let opened = ing
+        .fetcher
+        .open(&src.url, None, max_bytes(&ing.limits, kind))
+        .await?;
     let declared = opened.content_length;
     match kind {
         JobKind::Slideshow => image(ing, store, workspace, src, opened.body, declared).await,
@@ -33,20 +42,34 @@ async fn image(
     mut body: Body,
     declared: Option<u64>,
 ) -> AssetResult {
-    let reserve = declared.unwrap_or(ing.limits.max_image_bytes).div_ceil(1024).max(1);
+    let reserve = declared
+        .unwrap_or(ing.limits.max_image_bytes)
+        .div_ceil(1024)
+        .max(1);
     let _budget = ing
         .buffers
         .acquire_many(u32::try_from(reserve).unwrap_or(u32::MAX))
         .await
         .map_err(|_| error::internal("image buffer budget closed"))?;
-    let mut buf = Vec::with_capacity(usize::try_from(declared.unwrap_or(0)).unwrap_or(0).max(PREFIX_BYTES));
+    let mut buf = Vec::with_capacity(
+        usize::try_from(declared.unwrap_or(0))
+            .unwrap_or(0)
+            .max(PREFIX_BYTES),
+    );
     let mut eof = fill(&mut body, &mut buf, PREFIX_BYTES).await?;
     let format = format_for(&buf, JobKind::Slideshow)?;
     let dims = loop {
         match image_dims(format, &buf, &ing.limits)? {
             Ok(d) => break d,
             Err(_) if eof => return Err(truncated_header(format)),
-            Err(need) => eof = fill(&mut body, &mut buf, usize::try_from(need).unwrap_or(usize::MAX)).await?,
+            Err(need) => {
+                eof = fill(
+                    &mut body,
+                    &mut buf,
+                    usize::try_from(need).unwrap_or(usize::MAX),
+                )
+                .await?
+            }
         }
     };
     if !eof {
@@ -58,7 +81,9 @@ async fn image(
     let sha = hex::encode(Sha256::digest(&buf));
     let key = store.keys().object(workspace, &sha, format.ext());
     let bytes = buf.len() as u64;
-    let stored = store.put_bytes(&key, Bytes::from(buf), format.content_type()).await?;
+    let stored = store
+        .put_bytes(&key, Bytes::from(buf), format.content_type())
+        .await?;
     tracing::info!(%key, bytes, stored, "image re-hosted");
     Ok(AssetOut {
         index: 0,
@@ -74,7 +99,13 @@ async fn image(
     })
 }
 
-async fn video(store: &Store, workspace: &str, src: &SourceUrl, mut body: Body, declared: Option<u64>) -> AssetResult {
+async fn video(
+    store: &Store,
+    workspace: &str,
+    src: &SourceUrl,
+    mut body: Body,
+    declared: Option<u64>,
+) -> AssetResult {
     let mut head = Vec::with_capacity(PREFIX_BYTES);
     let eof = fill(&mut body, &mut head, PREFIX_BYTES).await?;
     let format = format_for(&head, JobKind::Video)?;
@@ -132,6 +163,8 @@ async fn stream(
 fn video_error(e: VideoError) -> JobError {
     match e {
         VideoError::Corrupt(m) => error::corrupt_media(m),
-        VideoError::NoVideoTrack => error::unsupported_format("the file has no video track (audio only?)"),
+        VideoError::NoVideoTrack => {
+            error::unsupported_format("the file has no video track (audio only?)")
+        }
     }
 }

@@ -8,7 +8,8 @@
 //! the file's tail. Metadata that cannot be had cheaply is omitted.
 
 use super::asset::{
-    IMAGE_HEADER_CAP, PREFIX_BYTES, WEBM_HEADER_CAP, fill, format_for, image_dims, max_bytes, truncated_header,
+    IMAGE_HEADER_CAP, PREFIX_BYTES, WEBM_HEADER_CAP, fill, format_for, image_dims, max_bytes,
+    truncated_header,
 };
 use super::{AssetResult, Ingestor};
 use crate::error::{self, JobError};
@@ -67,14 +68,21 @@ impl Prefix<'_> {
 
 /// Reads `range` of the source (with a ranged GET; an origin that answers 200
 /// is read past the skipped bytes).
-async fn read_range(fetcher: &Fetcher, src: &SourceUrl, range: Range, max: u64) -> Result<Vec<u8>, JobError> {
+async fn read_range(
+    fetcher: &Fetcher,
+    src: &SourceUrl,
+    range: Range,
+    max: u64,
+) -> Result<Vec<u8>, JobError> {
     let opened = fetcher.open(&src.url, Some(range), max).await?;
     let mut body = opened.body;
     let want = range.end.map_or(u64::MAX, |e| e + 1 - range.start);
     let mut skip = if opened.partial { 0 } else { range.start };
     let mut out = Vec::new();
     while (out.len() as u64) < want {
-        let Some(chunk) = body.chunk().await? else { break };
+        let Some(chunk) = body.chunk().await? else {
+            break;
+        };
         let from = usize::try_from(skip.min(chunk.len() as u64)).unwrap_or(0);
         skip -= from as u64;
         out.extend_from_slice(&chunk[from..]);
@@ -128,14 +136,22 @@ pub(super) async fn check(ing: &Ingestor, src: &SourceUrl, kind: JobKind) -> Ass
     })
 }
 
-async fn image_info(p: &mut Prefix<'_>, format: Format, ing: &Ingestor) -> Result<MediaInfo, JobError> {
+async fn image_info(
+    p: &mut Prefix<'_>,
+    format: Format,
+    ing: &Ingestor,
+) -> Result<MediaInfo, JobError> {
     let dims = loop {
         match image_dims(format, &p.head, &ing.limits)? {
             Ok(d) => break d,
             Err(_) if p.whole() => return Err(truncated_header(format)),
             Err(need) => {
                 let before = p.head.len();
-                p.extend_to(need.max(before as u64 + PREFIX_BYTES as u64).min(IMAGE_HEADER_CAP)).await?;
+                p.extend_to(
+                    need.max(before as u64 + PREFIX_BYTES as u64)
+                        .min(IMAGE_HEADER_CAP),
+                )
+                .await?;
                 if p.head.len() == before {
                     return Err(truncated_header(format));
                 }
@@ -165,22 +181,31 @@ async fn webm_info(p: &mut Prefix<'_>) -> Result<Option<MediaInfo>, JobError> {
         match webm::probe(&p.head) {
             Ok(probe) => {
                 if p.whole() && probe.segment_end.is_some_and(|e| e > p.head.len() as u64) {
-                    return Err(error::corrupt_media("WebM: file ends inside its Segment (truncated)"));
+                    return Err(error::corrupt_media(
+                        "WebM: file ends inside its Segment (truncated)",
+                    ));
                 }
                 return Ok(probe.info);
             }
             Err(ProbeError::Corrupt(m)) => return Err(error::corrupt_media(m)),
             Err(ProbeError::NeedMore(_)) if p.whole() => {
-                return Err(error::corrupt_media("WebM: file ends inside its header (truncated)"));
+                return Err(error::corrupt_media(
+                    "WebM: file ends inside its header (truncated)",
+                ));
             }
-            Err(ProbeError::NeedMore(n)) if n > WEBM_HEADER_CAP || p.head.len() as u64 >= WEBM_HEADER_CAP => {
+            Err(ProbeError::NeedMore(n))
+                if n > WEBM_HEADER_CAP || p.head.len() as u64 >= WEBM_HEADER_CAP =>
+            {
                 return Ok(Some(MediaInfo::default()));
             }
             Err(ProbeError::NeedMore(n)) => {
                 let before = p.head.len();
-                p.extend_to(n.max(before as u64 * 2).min(WEBM_HEADER_CAP)).await?;
+                p.extend_to(n.max(before as u64 * 2).min(WEBM_HEADER_CAP))
+                    .await?;
                 if p.head.len() == before {
-                    return Err(error::corrupt_media("WebM: file ends inside its header (truncated)"));
+                    return Err(error::corrupt_media(
+                        "WebM: file ends inside its header (truncated)",
+                    ));
                 }
             }
         }

@@ -51,7 +51,9 @@ impl Ingestor {
             fetcher,
             store,
             limits,
-            buffers: Arc::new(Semaphore::new(usize::try_from(budget).unwrap_or(Semaphore::MAX_PERMITS))),
+            buffers: Arc::new(Semaphore::new(
+                usize::try_from(budget).unwrap_or(Semaphore::MAX_PERMITS),
+            )),
         }
     }
 
@@ -69,7 +71,9 @@ impl Ingestor {
         let store = match (&self.store, rehost) {
             (Some(s), true) => Some(s),
             (None, true) => {
-                return Outcome::Failed(error::internal("this job re-hosts but no store is configured"));
+                return Outcome::Failed(error::internal(
+                    "this job re-hosts but no store is configured",
+                ));
             }
             (_, false) => None,
         };
@@ -85,14 +89,19 @@ impl Ingestor {
             if let Err(e) = &result {
                 tracing::info!(index, code = %e.code, message = %e.message, "asset failed");
             }
-            results[index] = Some(result.map(|a| AssetOut { index, ..a }).map_err(|e| e.at(index)));
+            results[index] = Some(
+                result
+                    .map(|a| AssetOut { index, ..a })
+                    .map_err(|e| e.at(index)),
+            );
             if let Some(err) = decided_failure(&results) {
                 // Dropping the stream cancels the other fetches and aborts
                 // their uploads.
                 return Outcome::Failed(err);
             }
         }
-        let assets: Vec<AssetOut> = match results.into_iter().collect::<Option<Result<Vec<_>, _>>>() {
+        let assets: Vec<AssetOut> = match results.into_iter().collect::<Option<Result<Vec<_>, _>>>()
+        {
             Some(Ok(a)) => a,
             Some(Err(e)) => return Outcome::Failed(e),
             None => return Outcome::Failed(error::internal("an asset produced no result")),
@@ -120,7 +129,13 @@ impl Ingestor {
         hosted::check(self, src, kind).await
     }
 
-    async fn asset(&self, job: &Job, src: &SourceUrl, kind: JobKind, store: Option<&Store>) -> AssetResult {
+    async fn asset(
+        &self,
+        job: &Job,
+        src: &SourceUrl,
+        kind: JobKind,
+        store: Option<&Store>,
+    ) -> AssetResult {
         match store {
             Some(store) => byo::ingest(self, store, &job.ids.workspace_id, src, kind).await,
             None => hosted::check(self, src, kind).await,
@@ -167,11 +182,13 @@ mod tests {
         // A permanent failure at 2 is not final while 1 is running.
         assert_eq!(decided_failure(&[ok(), None, fail(NotFound, 2)]), None);
         // ... and is once everything before it finished.
-        let e = decided_failure(&[ok(), fail(Unreachable, 1), fail(NotFound, 2), None]).expect("decided");
+        let e = decided_failure(&[ok(), fail(Unreachable, 1), fail(NotFound, 2), None])
+            .expect("decided");
         assert_eq!((e.code, e.asset_index), (NotFound, Some(2)));
         // Retryable failures wait for everything.
         assert_eq!(decided_failure(&[fail(Unreachable, 0), None]), None);
-        let e = decided_failure(&[ok(), fail(Unreachable, 1), fail(Unreachable, 2)]).expect("decided");
+        let e =
+            decided_failure(&[ok(), fail(Unreachable, 1), fail(Unreachable, 2)]).expect("decided");
         assert_eq!(e.asset_index, Some(1));
         assert_eq!(decided_failure(&[ok(), ok()]), None);
     }

@@ -75,7 +75,17 @@ fn hosted_only_does_not_rehost() {
 
 #[test]
 fn identifiers_must_match_the_pattern() {
-    for bad in ["", ".", "..", "a/b", "../x", "a b", "tab\there", "ü", &"x".repeat(129)] {
+    for bad in [
+        "",
+        ".",
+        "..",
+        "a/b",
+        "../x",
+        "a b",
+        "tab\there",
+        "ü",
+        &"x".repeat(129),
+    ] {
         for field in ["post_id", "workspace_id", "job_id"] {
             let mut v = base();
             v[field] = json!(bad);
@@ -99,7 +109,10 @@ fn not_a_job_bodies() {
     assert!(not_a_job(nested.as_bytes()).contains("JSON"));
     let mut big = body(base());
     big.truncate(big.len() - 1);
-    big.extend(std::iter::repeat_n(b' ', MAX_BODY_BYTES + 1 - big.len() - 1));
+    big.extend(std::iter::repeat_n(
+        b' ',
+        MAX_BODY_BYTES + 1 - big.len() - 1,
+    ));
     big.push(b'}');
     assert_eq!(big.len(), MAX_BODY_BYTES + 1);
     assert!(not_a_job(&big).contains("256 KiB"));
@@ -117,29 +130,59 @@ fn body_of_exactly_256_kib_is_still_a_job() {
 
 #[test]
 fn payload_rules() {
-    let cases: Vec<(fn(&mut serde_json::Value), ErrorCode)> = vec![
+    type Mutation = fn(&mut serde_json::Value);
+    let cases: Vec<(Mutation, ErrorCode)> = vec![
         (|v| v["accounts"] = json!([]), ErrorCode::InvalidPayload),
         (|v| v["accounts"] = json!("byo"), ErrorCode::InvalidPayload),
-        (|v| v["accounts"][0]["type"] = json!("owned"), ErrorCode::InvalidPayload),
-        (|v| v["accounts"][0]["id"] = json!(7), ErrorCode::InvalidPayload),
+        (
+            |v| v["accounts"][0]["type"] = json!("owned"),
+            ErrorCode::InvalidPayload,
+        ),
+        (
+            |v| v["accounts"][0]["id"] = json!(7),
+            ErrorCode::InvalidPayload,
+        ),
         (
             |v| v["accounts"] = json!(vec![json!({"id":"a","platform":"x","type":"byo"}); 101]),
             ErrorCode::InvalidPayload,
         ),
         (|v| v["external_id"] = json!(12), ErrorCode::InvalidPayload),
-        (|v| v["external_id"] = json!("e".repeat(257)), ErrorCode::InvalidPayload),
-        (|v| v["media"] = json!(null), ErrorCode::InvalidPayload),
-        (|v| v["media"]["type"] = json!("gif"), ErrorCode::InvalidPayload),
-        (|v| v["media"] = json!({"type": "video", "urls": ["https://a/b"]}), ErrorCode::InvalidPayload),
         (
-            |v| v["media"] = json!({"type": "video", "url": "https://a/b", "urls": ["https://a/b"]}),
+            |v| v["external_id"] = json!("e".repeat(257)),
             ErrorCode::InvalidPayload,
         ),
-        (|v| v["media"] = json!({"type": "slideshow", "url": "https://a/b"}), ErrorCode::InvalidPayload),
-        (|v| v["media"]["urls"] = json!([1]), ErrorCode::InvalidPayload),
+        (|v| v["media"] = json!(null), ErrorCode::InvalidPayload),
+        (
+            |v| v["media"]["type"] = json!("gif"),
+            ErrorCode::InvalidPayload,
+        ),
+        (
+            |v| v["media"] = json!({"type": "video", "urls": ["https://a/b"]}),
+            ErrorCode::InvalidPayload,
+        ),
+        (
+            |v| {
+                v["media"] = json!({"type": "video", "url": "https://a/b", "urls": ["https://a/b"]})
+            },
+            ErrorCode::InvalidPayload,
+        ),
+        (
+            |v| v["media"] = json!({"type": "slideshow", "url": "https://a/b"}),
+            ErrorCode::InvalidPayload,
+        ),
+        (
+            |v| v["media"]["urls"] = json!([1]),
+            ErrorCode::InvalidPayload,
+        ),
         (|v| v["media"]["urls"] = json!([]), ErrorCode::NoImages),
-        (|v| v["media"]["urls"] = json!(vec!["https://a/b.jpg"; 36]), ErrorCode::TooManyImages),
-        (|v| v["media"]["urls"] = json!(vec!["https://a/b.jpg"; 10_000]), ErrorCode::TooManyImages),
+        (
+            |v| v["media"]["urls"] = json!(vec!["https://a/b.jpg"; 36]),
+            ErrorCode::TooManyImages,
+        ),
+        (
+            |v| v["media"]["urls"] = json!(vec!["https://a/b.jpg"; 10_000]),
+            ErrorCode::TooManyImages,
+        ),
     ];
     for (i, (mutate, code)) in cases.into_iter().enumerate() {
         let mut v = base();
@@ -174,7 +217,10 @@ fn url_rules() {
     let mut v = base();
     v["media"]["urls"] = json!(["https://ok.example/a.jpg", "gopher://x/", "ftp://y/"]);
     let err = error_of(v);
-    assert_eq!((err.code, err.asset_index), (ErrorCode::InvalidUrl, Some(1)));
+    assert_eq!(
+        (err.code, err.asset_index),
+        (ErrorCode::InvalidUrl, Some(1))
+    );
 }
 
 #[test]

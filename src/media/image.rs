@@ -35,10 +35,17 @@ pub fn probe(format: Format, buf: &[u8]) -> Result<Dimensions, ProbeError> {
         Format::Jpeg => jpeg::probe(buf)?,
         Format::Png => png::probe(buf)?,
         Format::Webp => webp::probe(buf)?,
-        other => return Err(ProbeError::corrupt(format!("{} is not an image", other.name()))),
+        other => {
+            return Err(ProbeError::corrupt(format!(
+                "{} is not an image",
+                other.name()
+            )));
+        }
     };
     if dims.width == 0 || dims.height == 0 {
-        return Err(ProbeError::corrupt("image header declares a zero dimension"));
+        return Err(ProbeError::corrupt(
+            "image header declares a zero dimension",
+        ));
     }
     Ok(dims)
 }
@@ -52,7 +59,10 @@ pub fn check_complete(format: Format, buf: &[u8]) -> Result<(), String> {
         Format::Jpeg => jpeg::check_complete(buf),
         Format::Png => png::check_complete(buf),
         Format::Webp => webp::check_complete(buf),
-        other => Err(ProbeError::corrupt(format!("{} is not an image", other.name()))),
+        other => Err(ProbeError::corrupt(format!(
+            "{} is not an image",
+            other.name()
+        ))),
     };
     result.map_err(|e| match e {
         ProbeError::Corrupt(m) => m,

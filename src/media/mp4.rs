@@ -64,7 +64,9 @@ impl Scanner {
             if let Some(cur) = &mut self.current {
                 let take = match cur.end {
                     None => data.len(),
-                    Some(end) => data.len().min(usize::try_from(end - self.offset).unwrap_or(usize::MAX)),
+                    Some(end) => data
+                        .len()
+                        .min(usize::try_from(end - self.offset).unwrap_or(usize::MAX)),
                 };
                 if let Some(buf) = &mut cur.capture {
                     buf.extend_from_slice(&data[..take]);
@@ -104,8 +106,18 @@ impl Scanner {
             return Ok(rest);
         }
         let start = self.offset - self.header.len() as u64;
-        let size32 = u32::from_be_bytes([self.header[0], self.header[1], self.header[2], self.header[3]]);
-        let kind = [self.header[4], self.header[5], self.header[6], self.header[7]];
+        let size32 = u32::from_be_bytes([
+            self.header[0],
+            self.header[1],
+            self.header[2],
+            self.header[3],
+        ]);
+        let kind = [
+            self.header[4],
+            self.header[5],
+            self.header[6],
+            self.header[7],
+        ];
         if !kind.iter().all(|&b| (0x20..0x7F).contains(&b) || b == 0xA9) {
             return Err(format!("not an ISO BMFF box at byte {start}"));
         }
@@ -216,7 +228,9 @@ fn children(buf: &[u8]) -> impl Iterator<Item = Result<([u8; 4], &[u8]), ProbeEr
                 .ok()
                 .and_then(|s| pos.checked_add(s))
                 .filter(|&e| size >= header && e <= buf.len())
-                .ok_or_else(|| ProbeError::corrupt(format!("MP4: box {} has a bad size", show(&kind))))?;
+                .ok_or_else(|| {
+                    ProbeError::corrupt(format!("MP4: box {} has a bad size", show(&kind)))
+                })?;
             let payload = &buf[pos + header as usize..end];
             pos = end;
             Ok((kind, payload))
@@ -259,7 +273,9 @@ fn time(payload: &[u8]) -> Result<Option<u64>, ProbeError> {
     if timescale == 0 || duration == 0 || duration == u64::MAX || duration == u64::from(u32::MAX) {
         return Ok(None);
     }
-    Ok(Some((u128::from(duration) * 1000 / u128::from(timescale)) as u64))
+    Ok(Some(
+        (u128::from(duration) * 1000 / u128::from(timescale)) as u64,
+    ))
 }
 
 fn codec_name(fourcc: &[u8; 4]) -> String {

@@ -4,7 +4,9 @@ use super::ProbeError;
 
 /// Reads `N` bytes at `at`, or asks for more input.
 pub(crate) fn bytes<const N: usize>(buf: &[u8], at: usize) -> Result<[u8; N], ProbeError> {
-    let end = at.checked_add(N).ok_or_else(|| ProbeError::corrupt("offset overflow"))?;
+    let end = at
+        .checked_add(N)
+        .ok_or_else(|| ProbeError::corrupt("offset overflow"))?;
     match buf.get(at..end) {
         Some(s) => {
             let mut out = [0u8; N];

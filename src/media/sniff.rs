@@ -130,14 +130,35 @@ mod tests {
 
     #[test]
     fn signatures() {
-        assert_eq!(sniff(b"\xFF\xD8\xFF\xE0rest"), Sniffed::Supported(Format::Jpeg));
-        assert_eq!(sniff(b"\x89PNG\r\n\x1a\nrest"), Sniffed::Supported(Format::Png));
-        assert_eq!(sniff(b"RIFF\0\0\0\0WEBPVP8 "), Sniffed::Supported(Format::Webp));
-        assert_eq!(sniff(b"\0\0\0\x18ftypisom\0\0\0\0"), Sniffed::Supported(Format::Mp4));
-        assert_eq!(sniff(b"\0\0\0\x14ftypqt  \0\0\0\0"), Sniffed::Supported(Format::Mov));
-        assert_eq!(sniff(b"\0\0\0\x18ftypheic\0\0\0\0"), Sniffed::Unsupported("HEIF/HEIC image"));
+        assert_eq!(
+            sniff(b"\xFF\xD8\xFF\xE0rest"),
+            Sniffed::Supported(Format::Jpeg)
+        );
+        assert_eq!(
+            sniff(b"\x89PNG\r\n\x1a\nrest"),
+            Sniffed::Supported(Format::Png)
+        );
+        assert_eq!(
+            sniff(b"RIFF\0\0\0\0WEBPVP8 "),
+            Sniffed::Supported(Format::Webp)
+        );
+        assert_eq!(
+            sniff(b"\0\0\0\x18ftypisom\0\0\0\0"),
+            Sniffed::Supported(Format::Mp4)
+        );
+        assert_eq!(
+            sniff(b"\0\0\0\x14ftypqt  \0\0\0\0"),
+            Sniffed::Supported(Format::Mov)
+        );
+        assert_eq!(
+            sniff(b"\0\0\0\x18ftypheic\0\0\0\0"),
+            Sniffed::Unsupported("HEIF/HEIC image")
+        );
         assert_eq!(sniff(b"GIF89a...."), Sniffed::Unsupported("GIF"));
-        assert_eq!(sniff(b"  <!DOCTYPE html><html>"), Sniffed::Unsupported("HTML"));
+        assert_eq!(
+            sniff(b"  <!DOCTYPE html><html>"),
+            Sniffed::Unsupported("HTML")
+        );
         assert_eq!(sniff(b""), Sniffed::Unknown);
         assert_eq!(sniff(b"\0\0\0\x02ftypisom"), Sniffed::Unknown);
     }

@@ -54,7 +54,11 @@ impl VideoProbe {
         self.seen += data.len() as u64;
         match &mut self.state {
             State::Mp4(scanner) => scanner.feed(data).map_err(VideoError::Corrupt),
-            State::Webm { head, probed, gave_up } => {
+            State::Webm {
+                head,
+                probed,
+                gave_up,
+            } => {
                 if probed.is_some() || *gave_up {
                     return Ok(());
                 }
@@ -90,18 +94,26 @@ impl VideoProbe {
                     Ok(Some(info)) => Ok(info),
                     Ok(None) => Err(VideoError::NoVideoTrack),
                     Err(ProbeError::Corrupt(m)) => Err(VideoError::Corrupt(m)),
-                    Err(ProbeError::NeedMore(_)) => Err(VideoError::Corrupt("MP4: moov is truncated".into())),
+                    Err(ProbeError::NeedMore(_)) => {
+                        Err(VideoError::Corrupt("MP4: moov is truncated".into()))
+                    }
                 }
             }
-            State::Webm { probed, gave_up, .. } => match probed {
+            State::Webm {
+                probed, gave_up, ..
+            } => match probed {
                 Some(p) => {
                     if p.segment_end.is_some_and(|end| end > self.seen) {
-                        return Err(VideoError::Corrupt("WebM: file ends inside its Segment (truncated)".into()));
+                        return Err(VideoError::Corrupt(
+                            "WebM: file ends inside its Segment (truncated)".into(),
+                        ));
                     }
                     p.info.ok_or(VideoError::NoVideoTrack)
                 }
                 None if gave_up => Ok(MediaInfo::default()),
-                None => Err(VideoError::Corrupt("WebM: file ends inside its header (truncated)".into())),
+                None => Err(VideoError::Corrupt(
+                    "WebM: file ends inside its header (truncated)".into(),
+                )),
             },
         }
     }
@@ -126,11 +138,29 @@ mod tests {
 
     #[test]
     fn whole_files() {
-        assert_eq!(run("clip.webm", Format::Webm).expect("webm").codec.as_deref(), Some("vp9"));
-        assert_eq!(run("clip-moov-end.mp4", Format::Mp4).expect("mp4").width, Some(640));
-        assert_eq!(run("audio-only.m4a", Format::Mp4), Err(VideoError::NoVideoTrack));
-        assert!(matches!(run("truncated.mp4", Format::Mp4), Err(VideoError::Corrupt(_))));
-        assert!(matches!(run("bogus-ebml.webm", Format::Webm), Err(VideoError::Corrupt(_))));
+        assert_eq!(
+            run("clip.webm", Format::Webm)
+                .expect("webm")
+                .codec
+                .as_deref(),
+            Some("vp9")
+        );
+        assert_eq!(
+            run("clip-moov-end.mp4", Format::Mp4).expect("mp4").width,
+            Some(640)
+        );
+        assert_eq!(
+            run("audio-only.m4a", Format::Mp4),
+            Err(VideoError::NoVideoTrack)
+        );
+        assert!(matches!(
+            run("truncated.mp4", Format::Mp4),
+            Err(VideoError::Corrupt(_))
+        ));
+        assert!(matches!(
+            run("bogus-ebml.webm", Format::Webm),
+            Err(VideoError::Corrupt(_))
+        ));
         let b = fixture("clip.webm");
         let mut p = VideoProbe::new(Format::Webm);
         p.feed(&b[..b.len() / 2]).expect("feed");

@@ -70,7 +70,12 @@ fn element(buf: &[u8], pos: usize) -> Result<Element, ProbeError> {
 }
 
 /// The elements directly inside `[from, to)`.
-fn walk(buf: &[u8], from: usize, to: u64, mut visit: impl FnMut(&Element) -> Result<bool, ProbeError>) -> Result<(), ProbeError> {
+fn walk(
+    buf: &[u8],
+    from: usize,
+    to: u64,
+    mut visit: impl FnMut(&Element) -> Result<bool, ProbeError>,
+) -> Result<(), ProbeError> {
     let mut pos = from;
     while (pos as u64) < to {
         let el = element(buf, pos)?;
@@ -89,9 +94,12 @@ fn walk(buf: &[u8], from: usize, to: u64, mut visit: impl FnMut(&Element) -> Res
 }
 
 fn payload<'a>(buf: &'a [u8], el: &Element) -> Result<&'a [u8], ProbeError> {
-    let end = el.end().ok_or_else(|| ProbeError::corrupt("WebM: unknown size"))?;
+    let end = el
+        .end()
+        .ok_or_else(|| ProbeError::corrupt("WebM: unknown size"))?;
     let end = usize::try_from(end).map_err(|_| ProbeError::corrupt("WebM: offset overflow"))?;
-    buf.get(el.start..end).ok_or(ProbeError::NeedMore(end as u64))
+    buf.get(el.start..end)
+        .ok_or(ProbeError::NeedMore(end as u64))
 }
 
 fn uint(data: &[u8]) -> u64 {
@@ -101,7 +109,10 @@ fn uint(data: &[u8]) -> u64 {
 /// The EBML header: its `DocType` and where the header ends.
 fn header(buf: &[u8]) -> Result<(Vec<u8>, usize), ProbeError> {
     let el = element(buf, 0)?;
-    let Some(size) = el.size.filter(|&s| el.id == 0x1A45_DFA3 && s <= MAX_EBML_HEADER) else {
+    let Some(size) = el
+        .size
+        .filter(|&s| el.id == 0x1A45_DFA3 && s <= MAX_EBML_HEADER)
+    else {
         return Err(ProbeError::corrupt("WebM: bad EBML header"));
     };
     let end = el.start as u64 + size;
@@ -145,7 +156,9 @@ pub fn probe(buf: &[u8]) -> Result<Probe, ProbeError> {
     }
     let seg = element(buf, header_end)?;
     if seg.id != ID_SEGMENT {
-        return Err(ProbeError::corrupt("WebM: no Segment after the EBML header"));
+        return Err(ProbeError::corrupt(
+            "WebM: no Segment after the EBML header",
+        ));
     }
     let segment_end = seg.end();
     let mut info = MediaInfo::default();
@@ -185,7 +198,9 @@ pub fn probe(buf: &[u8]) -> Result<Probe, ProbeError> {
         Ok(!(seen_info && seen_tracks))
     })?;
     if !seen_tracks {
-        return Err(ProbeError::corrupt("WebM: no Tracks before the first Cluster"));
+        return Err(ProbeError::corrupt(
+            "WebM: no Tracks before the first Cluster",
+        ));
     }
     if let Some(d) = duration.filter(|d| d.is_finite() && *d > 0.0) {
         info.duration_ms = Some((d * timescale as f64 / 1e6) as u64);
@@ -255,7 +270,10 @@ mod tests {
         let info = p.info.expect("video");
         assert_eq!((info.width, info.height), (Some(640), Some(360)));
         assert_eq!(info.codec.as_deref(), Some("vp9"));
-        assert!(info.duration_ms.is_some_and(|d| (2000..=2010).contains(&d)), "{info:?}");
+        assert!(
+            info.duration_ms.is_some_and(|d| (2000..=2010).contains(&d)),
+            "{info:?}"
+        );
         assert!(p.segment_end.is_some_and(|e| e <= b.len() as u64));
         assert!(matches!(probe(&b[..40]), Err(ProbeError::NeedMore(_))));
     }
@@ -263,7 +281,13 @@ mod tests {
     #[test]
     fn matroska_and_bogus_headers() {
         assert_eq!(doc_type(&fixture("clip.mkv")), Some(&b"matroska"[..]));
-        assert!(matches!(probe(&fixture("clip.mkv")), Err(ProbeError::Corrupt(_))));
-        assert!(matches!(probe(&fixture("bogus-ebml.webm")), Err(ProbeError::Corrupt(_))));
+        assert!(matches!(
+            probe(&fixture("clip.mkv")),
+            Err(ProbeError::Corrupt(_))
+        ));
+        assert!(matches!(
+            probe(&fixture("bogus-ebml.webm")),
+            Err(ProbeError::Corrupt(_))
+        ));
     }
 }

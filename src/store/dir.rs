@@ -30,7 +30,11 @@ pub struct DirUpload {
 }
 
 impl DirStore {
-    pub(super) async fn open(root: &Path, public_base: &str, keys: Keys) -> Result<Self, StoreError> {
+    pub(super) async fn open(
+        root: &Path,
+        public_base: &str,
+        keys: Keys,
+    ) -> Result<Self, StoreError> {
         let tmp = root.join(TMP_DIR);
         tokio::fs::create_dir_all(&tmp)
             .await
@@ -52,10 +56,16 @@ impl DirStore {
     }
 
     fn temp_path(&self) -> PathBuf {
-        self.tmp.join(format!("{}.part", uuid::Uuid::new_v4().simple()))
+        self.tmp
+            .join(format!("{}.part", uuid::Uuid::new_v4().simple()))
     }
 
-    pub(super) async fn put_bytes(&self, key: &str, bytes: Bytes, _content_type: &str) -> Result<bool, StoreError> {
+    pub(super) async fn put_bytes(
+        &self,
+        key: &str,
+        bytes: Bytes,
+        _content_type: &str,
+    ) -> Result<bool, StoreError> {
         let dest = self.root.join(key);
         if tokio::fs::try_exists(&dest).await? {
             return Ok(false);
@@ -65,7 +75,11 @@ impl DirStore {
         upload.finish(key).await
     }
 
-    pub(super) async fn begin(&self, _content_type: &str, _size_hint: Option<u64>) -> Result<DirUpload, StoreError> {
+    pub(super) async fn begin(
+        &self,
+        _content_type: &str,
+        _size_hint: Option<u64>,
+    ) -> Result<DirUpload, StoreError> {
         let path = self.temp_path();
         let file = tokio::fs::File::create(&path)
             .await
@@ -83,7 +97,10 @@ impl DirStore {
             .await
             .with_context(|| format!("store directory {} is not there", self.root.display()))?;
         if meta.permissions().readonly() {
-            return Err(StoreError(anyhow::anyhow!("{} is read-only", self.root.display())));
+            return Err(StoreError(anyhow::anyhow!(
+                "{} is read-only",
+                self.root.display()
+            )));
         }
         Ok(())
     }

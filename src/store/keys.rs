@@ -47,7 +47,10 @@ mod tests {
             Keys::new("").object("ws_prod_01", sha, "jpg"),
             format!("ws_prod_01/3a/{sha}.jpg")
         );
-        assert_eq!(Keys::new("media/").object("w", sha, "mp4"), format!("media/w/3a/{sha}.mp4"));
+        assert_eq!(
+            Keys::new("media/").object("w", sha, "mp4"),
+            format!("media/w/3a/{sha}.mp4")
+        );
         assert!(Keys::new("p/").staging().starts_with("p/.rehost/staging/"));
     }
 }

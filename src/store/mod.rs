@@ -64,9 +64,9 @@ impl Store {
     pub async fn open(store: &StoreConfig, cfg: &Config) -> Result<Store, StoreError> {
         let keys = Keys::new(&cfg.key_prefix);
         match store {
-            StoreConfig::Dir { root, public_base } => {
-                Ok(Store::Dir(dir::DirStore::open(root, public_base, keys).await?))
-            }
+            StoreConfig::Dir { root, public_base } => Ok(Store::Dir(
+                dir::DirStore::open(root, public_base, keys).await?,
+            )),
             StoreConfig::S3(_) => Err(StoreError(anyhow::anyhow!("S3 store is not built yet"))),
         }
     }
@@ -89,7 +89,12 @@ impl Store {
     ///
     /// # Errors
     /// Storage failures.
-    pub async fn put_bytes(&self, key: &str, bytes: Bytes, content_type: &str) -> Result<bool, StoreError> {
+    pub async fn put_bytes(
+        &self,
+        key: &str,
+        bytes: Bytes,
+        content_type: &str,
+    ) -> Result<bool, StoreError> {
         match self {
             Store::Dir(s) => s.put_bytes(key, bytes, content_type).await,
         }
@@ -99,7 +104,11 @@ impl Store {
     ///
     /// # Errors
     /// Storage failures.
-    pub async fn begin(&self, content_type: &str, size_hint: Option<u64>) -> Result<Upload, StoreError> {
+    pub async fn begin(
+        &self,
+        content_type: &str,
+        size_hint: Option<u64>,
+    ) -> Result<Upload, StoreError> {
         match self {
             Store::Dir(s) => Ok(Upload::Dir(s.begin(content_type, size_hint).await?)),
         }

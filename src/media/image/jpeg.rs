@@ -21,7 +21,9 @@ fn is_standalone(m: u8) -> bool {
 /// position after it.
 fn marker(buf: &[u8], mut pos: usize) -> Result<(u8, usize), ProbeError> {
     if u8_at(buf, pos)? != 0xFF {
-        return Err(ProbeError::corrupt(format!("JPEG: expected a marker at byte {pos}")));
+        return Err(ProbeError::corrupt(format!(
+            "JPEG: expected a marker at byte {pos}"
+        )));
     }
     while u8_at(buf, pos)? == 0xFF {
         pos += 1;
@@ -59,7 +61,9 @@ pub(super) fn probe(buf: &[u8]) -> Result<Dimensions, ProbeError> {
                 });
             }
             SOS | EOI | SOI => {
-                return Err(ProbeError::corrupt("JPEG: no frame header before the image data"));
+                return Err(ProbeError::corrupt(
+                    "JPEG: no frame header before the image data",
+                ));
             }
             _ if is_standalone(m) => pos = after,
             _ => pos = skip_segment(buf, after)?,
@@ -79,7 +83,11 @@ pub(super) fn check_complete(buf: &[u8]) -> Result<(), ProbeError> {
                 pos = skip_segment(buf, after)?;
                 pos = scan_entropy(buf, pos)?;
             }
-            SOS => return Err(ProbeError::corrupt("JPEG: image data before the frame header")),
+            SOS => {
+                return Err(ProbeError::corrupt(
+                    "JPEG: image data before the frame header",
+                ));
+            }
             _ if is_standalone(m) => pos = after,
             _ => {
                 seen_frame |= is_sof(m);
@@ -95,11 +103,17 @@ fn scan_entropy(buf: &[u8], mut pos: usize) -> Result<usize, ProbeError> {
     loop {
         let rest = buf.get(pos..).unwrap_or_default();
         let Some(ff) = memchr::memchr(0xFF, rest) else {
-            return Err(ProbeError::corrupt("JPEG: no end-of-image marker (truncated)"));
+            return Err(ProbeError::corrupt(
+                "JPEG: no end-of-image marker (truncated)",
+            ));
         };
         let at = pos + ff;
         match buf.get(at + 1) {
-            None => return Err(ProbeError::corrupt("JPEG: no end-of-image marker (truncated)")),
+            None => {
+                return Err(ProbeError::corrupt(
+                    "JPEG: no end-of-image marker (truncated)",
+                ));
+            }
             Some(0x00 | 0xD0..=0xD7) => pos = at + 2,
             Some(0xFF) => pos = at + 1,
             Some(_) => return Ok(at),

@@ -48,7 +48,9 @@ pub(super) fn probe(buf: &[u8]) -> Result<Dimensions, ProbeError> {
     signature(buf)?;
     let ihdr = chunk(buf, 8)?;
     if &ihdr.kind != b"IHDR" || be32(buf, 8)? != 13 {
-        return Err(ProbeError::corrupt("PNG: first chunk is not a 13-byte IHDR"));
+        return Err(ProbeError::corrupt(
+            "PNG: first chunk is not a 13-byte IHDR",
+        ));
     }
     let (width, height) = (be32(buf, 16)?, be32(buf, 20)?);
     if width > MAX_U31 || height > MAX_U31 {

@@ -46,7 +46,10 @@ fn header_probe_asks_for_more_bytes() {
     }
     for name in ["graphic.png", "photo.webp", "lossless.webp"] {
         let b = fixture(name);
-        assert!(matches!(probe(format_of(&b), &b[..12]), Err(ProbeError::NeedMore(_))), "{name}");
+        assert!(
+            matches!(probe(format_of(&b), &b[..12]), Err(ProbeError::NeedMore(_))),
+            "{name}"
+        );
     }
 }
 
@@ -65,25 +68,42 @@ fn bombs_report_their_claimed_dimensions() {
 
 #[test]
 fn truncated_and_damaged_files_are_corrupt() {
-    for name in ["truncated.jpg", "truncated.png", "truncated.webp", "corrupt-header.png"] {
+    for name in [
+        "truncated.jpg",
+        "truncated.png",
+        "truncated.webp",
+        "corrupt-header.png",
+    ] {
         let b = fixture(name);
         let format = format_of(&b);
         let probed = probe(format, &b);
         let complete = check_complete(format, &b);
         assert!(complete.is_err(), "{name} passed the structure check");
         if name == "corrupt-header.png" {
-            assert!(matches!(probed, Err(ProbeError::Corrupt(_))), "{name}: {probed:?}");
+            assert!(
+                matches!(probed, Err(ProbeError::Corrupt(_))),
+                "{name}: {probed:?}"
+            );
         }
     }
 }
 
 #[test]
 fn every_prefix_of_a_valid_image_is_rejected_or_asks_for_more() {
-    for name in ["small.jpg", "alpha.png", "lossless.webp", "alpha.webp", "progressive.jpg"] {
+    for name in [
+        "small.jpg",
+        "alpha.png",
+        "lossless.webp",
+        "alpha.webp",
+        "progressive.jpg",
+    ] {
         let b = fixture(name);
         let format = format_of(&b);
         for cut in (0..b.len()).step_by(97) {
-            assert!(check_complete(format, &b[..cut]).is_err(), "{name} cut at {cut}");
+            assert!(
+                check_complete(format, &b[..cut]).is_err(),
+                "{name} cut at {cut}"
+            );
             let _ = probe(format, &b[..cut]);
         }
     }

@@ -26,7 +26,9 @@ pub(super) fn probe(buf: &[u8]) -> Result<Dimensions, ProbeError> {
                 return Err(ProbeError::corrupt("WebP: VP8 start code missing"));
             }
             if u8_at(buf, 20)? & 1 != 0 {
-                return Err(ProbeError::corrupt("WebP: first VP8 frame is not a key frame"));
+                return Err(ProbeError::corrupt(
+                    "WebP: first VP8 frame is not a key frame",
+                ));
             }
             (
                 u32::from(le16(buf, 26)? & 0x3FFF),
@@ -50,7 +52,9 @@ pub(super) fn check_complete(buf: &[u8]) -> Result<(), ProbeError> {
     probe(buf)?;
     let end = 8 + riff(buf)? as usize;
     if buf.len() < end {
-        return Err(ProbeError::corrupt("WebP: file is shorter than its RIFF size (truncated)"));
+        return Err(ProbeError::corrupt(
+            "WebP: file is shorter than its RIFF size (truncated)",
+        ));
     }
     let mut pos = 12;
     let mut seen_image = false;

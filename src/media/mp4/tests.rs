@@ -75,5 +75,8 @@ fn next_box_after_mdat_is_known_from_a_prefix() {
     let mut tail = Scanner::at(next);
     tail.feed(&b[next as usize..]).expect("feed");
     tail.check_end().expect("ends on a box");
-    assert_eq!(tail.info(true).expect("parse").and_then(|i| i.width), Some(640));
+    assert_eq!(
+        tail.info(true).expect("parse").and_then(|i| i.width),
+        Some(640)
+    );
 }

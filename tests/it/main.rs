@@ -1,0 +1,9 @@
+//! Integration tests: real HTTP origins on loopback, a real store, the real
+//! pipeline. One binary, a module per area.
+
+mod helpers;
+
+mod byo;
+mod codes;
+mod guard;
+mod hosted;
