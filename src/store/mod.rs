@@ -11,6 +11,8 @@
 
 pub mod dir;
 pub mod keys;
+pub mod parts;
+pub mod s3;
 
 use std::time::Duration;
 
@@ -48,12 +50,14 @@ pub struct Swept {
 #[derive(Debug, Clone)]
 pub enum Store {
     Dir(dir::DirStore),
+    S3(s3::S3Store),
 }
 
 /// A streaming write of an object whose key is known only at the end.
 #[derive(Debug)]
 pub enum Upload {
     Dir(dir::DirUpload),
+    S3(s3::S3Upload),
 }
 
 impl Store {
@@ -67,13 +71,18 @@ impl Store {
             StoreConfig::Dir { root, public_base } => Ok(Store::Dir(
                 dir::DirStore::open(root, public_base, keys).await?,
             )),
-            StoreConfig::S3(_) => Err(StoreError(anyhow::anyhow!("S3 store is not built yet"))),
+            StoreConfig::S3(s3) => Ok(Store::S3(s3::S3Store::new(
+                s3,
+                keys,
+                cfg.limits.max_video_bytes,
+            ))),
         }
     }
 
     pub fn keys(&self) -> &Keys {
         match self {
             Store::Dir(s) => s.keys(),
+            Store::S3(s) => s.keys(),
         }
     }
 
@@ -81,6 +90,7 @@ impl Store {
     pub fn public_url(&self, key: &str) -> String {
         match self {
             Store::Dir(s) => s.public_url(key),
+            Store::S3(s) => s.public_url(key),
         }
     }
 
@@ -97,6 +107,7 @@ impl Store {
     ) -> Result<bool, StoreError> {
         match self {
             Store::Dir(s) => s.put_bytes(key, bytes, content_type).await,
+            Store::S3(s) => s.put_bytes(key, bytes, content_type).await,
         }
     }
 
@@ -111,6 +122,7 @@ impl Store {
     ) -> Result<Upload, StoreError> {
         match self {
             Store::Dir(s) => Ok(Upload::Dir(s.begin(content_type, size_hint).await?)),
+            Store::S3(s) => Ok(Upload::S3(s.begin(content_type, size_hint))),
         }
     }
 
@@ -121,6 +133,16 @@ impl Store {
     pub async fn check(&self) -> Result<(), StoreError> {
         match self {
             Store::Dir(s) => s.check().await,
+            Store::S3(s) => s.check().await,
+        }
+    }
+
+    /// Waits, at most `limit`, for background clean-ups of cancelled uploads
+    /// (called at shutdown).
+    pub async fn wait_cleanups(&self, limit: Duration) {
+        match self {
+            Store::Dir(_) => {}
+            Store::S3(s) => s.wait_cleanups(limit).await,
         }
     }
 
@@ -132,6 +154,7 @@ impl Store {
     pub async fn sweep(&self, age: Duration) -> Result<Swept, StoreError> {
         match self {
             Store::Dir(s) => s.sweep(age).await,
+            Store::S3(s) => s.sweep(age).await,
         }
     }
 }
@@ -142,6 +165,7 @@ impl Upload {
     pub async fn write(&mut self, chunk: Bytes) -> Result<(), StoreError> {
         match self {
             Upload::Dir(u) => u.write(chunk).await,
+            Upload::S3(u) => u.write(chunk).await,
         }
     }
 
@@ -153,6 +177,7 @@ impl Upload {
     pub async fn finish(self, key: &str) -> Result<bool, StoreError> {
         match self {
             Upload::Dir(u) => u.finish(key).await,
+            Upload::S3(u) => u.finish(key).await,
         }
     }
 
@@ -160,6 +185,7 @@ impl Upload {
     pub async fn abort(self) {
         match self {
             Upload::Dir(u) => u.abort().await,
+            Upload::S3(u) => u.abort().await,
         }
     }
 }

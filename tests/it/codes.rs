@@ -294,7 +294,7 @@ async fn storage_failure_is_storage_unavailable() {
 async fn internal_when_a_rehosting_job_has_no_store() {
     let origin = origin().await;
     let h = harness(Options {
-        store: false,
+        store: TestStore::None,
         ..Options::default()
     })
     .await;

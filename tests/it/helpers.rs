@@ -38,10 +38,18 @@ pub struct Harness {
     pub store_dir: tempfile::TempDir,
 }
 
+/// Which store a harness uses.
+pub enum TestStore {
+    None,
+    /// A directory store in the harness's temp dir.
+    Dir,
+    Config(StoreConfig),
+}
+
 pub struct Options {
     pub settings: Vec<(&'static str, String)>,
     pub fetch: FetchConfig,
-    pub store: bool,
+    pub store: TestStore,
 }
 
 impl Default for Options {
@@ -52,7 +60,7 @@ impl Default for Options {
                 allow: AllowList::parse("127.0.0.1/32").expect("allow"),
                 ..FetchConfig::default()
             },
-            store: true,
+            store: TestStore::Dir,
         }
     }
 }
@@ -65,14 +73,17 @@ pub fn config(settings: &[(&'static str, String)]) -> Config {
 pub async fn harness(opts: Options) -> Harness {
     let store_dir = tempfile::tempdir().expect("tempdir");
     let config = config(&opts.settings);
-    let store = if opts.store {
-        let cfg = StoreConfig::Dir {
+    let store_cfg = match opts.store {
+        TestStore::None => None,
+        TestStore::Dir => Some(StoreConfig::Dir {
             root: store_dir.path().to_path_buf(),
             public_base: "https://media.example.net".into(),
-        };
-        Some(Store::open(&cfg, &config).await.expect("store opens"))
-    } else {
-        None
+        }),
+        TestStore::Config(c) => Some(c),
+    };
+    let store = match store_cfg {
+        Some(cfg) => Some(Store::open(&cfg, &config).await.expect("store opens")),
+        None => None,
     };
     let fetcher = Fetcher::new(opts.fetch).expect("fetcher");
     Harness {

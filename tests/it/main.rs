@@ -7,3 +7,5 @@ mod byo;
 mod codes;
 mod guard;
 mod hosted;
+mod s3;
+mod s3_server;

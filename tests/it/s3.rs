@@ -1,0 +1,356 @@
+//! The S3 store against a real S3 server (s3s-fs) over HTTP, signatures and all.
+
+use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
+use rehost::config::{Config, Raw, StoreConfig};
+use rehost::error::ErrorCode;
+use rehost::result::Status;
+use rehost::store::Store;
+use sha2::{Digest, Sha256};
+
+use crate::helpers::*;
+use crate::s3_server::{BUCKET, S3Server};
+
+fn client(server: &S3Server) -> aws_sdk_s3::Client {
+    let c = server.config();
+    let conf = aws_sdk_s3::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .endpoint_url(c.endpoint.clone().expect("endpoint"))
+        .region(Region::new("auto"))
+        .force_path_style(true)
+        .credentials_provider(Credentials::new(
+            c.access_key_id,
+            c.secret_access_key,
+            None,
+            None,
+            "test",
+        ))
+        .build();
+    aws_sdk_s3::Client::from_conf(conf)
+}
+
+async fn s3_harness(server: &S3Server) -> Harness {
+    harness(Options {
+        store: TestStore::Config(StoreConfig::S3(server.config())),
+        ..Options::default()
+    })
+    .await
+}
+
+#[tokio::test]
+async fn images_are_put_with_the_contracts_headers_and_exact_bytes() {
+    let server = S3Server::start().await;
+    let origin = origin().await;
+    let h = s3_harness(&server).await;
+    let r = h
+        .run(&slideshow(
+            &[origin.url("photo.jpg"), origin.url("alpha.png")],
+            true,
+        ))
+        .await;
+    assert_eq!(r.status, Status::Ready, "{:?}", r.error);
+    let s3 = client(&server);
+    for (a, f) in r
+        .assets
+        .expect("assets")
+        .iter()
+        .zip(["photo.jpg", "alpha.png"])
+    {
+        let sha = hex::encode(Sha256::digest(fixture(f)));
+        let key = format!(
+            "ws_test/{}/{sha}.{}",
+            &sha[..2],
+            if f.ends_with("png") { "png" } else { "jpg" }
+        );
+        assert_eq!(a.url, format!("https://media.example.net/{key}"));
+        let obj = s3
+            .get_object()
+            .bucket(BUCKET)
+            .key(&key)
+            .send()
+            .await
+            .expect("object exists");
+        assert_eq!(obj.content_type(), Some(a.content_type.as_str()));
+        assert_eq!(
+            obj.cache_control(),
+            Some("public, max-age=31536000, immutable")
+        );
+        let body = obj.body.collect().await.expect("body").into_bytes();
+        assert_eq!(body.as_ref(), fixture(f).as_slice(), "{f}");
+    }
+}
+
+#[tokio::test]
+async fn a_repeat_uploads_nothing() {
+    let server = S3Server::start().await;
+    let origin = origin().await;
+    let h = s3_harness(&server).await;
+    let job = slideshow(&[origin.url("photo.jpg"), origin.url("graphic.png")], true);
+    let video_job = video(&origin.url("gen/v.mp4?mib=20&seed=3"), true);
+    let first = h.run(&job).await;
+    let first_video = h.run(&video_job).await;
+    assert_eq!(first_video.status, Status::Ready, "{:?}", first_video.error);
+    assert!(!server.requests("PUT").is_empty());
+    let objects = server.objects();
+    server.clear_log();
+    let second = h.run(&job).await;
+    assert_eq!(first.media, second.media);
+    assert!(
+        server.requests("PUT").is_empty(),
+        "image repeat uploads nothing: {:?}",
+        server.requests("PUT")
+    );
+    // A repeated video streams to staging (its hash is known only at the end),
+    // then is aborted instead of completed and copied.
+    let second_video = h.run(&video_job).await;
+    assert_eq!(first_video.media, second_video.media);
+    assert_eq!(server.objects(), objects, "no second copy stored");
+    assert!(server.leftover_uploads().is_empty());
+    let copies: Vec<_> = server
+        .requests("PUT")
+        .into_iter()
+        .filter(|l| !l.contains("uploadId"))
+        .collect();
+    assert!(
+        copies.is_empty(),
+        "no copy or put for the repeat: {copies:?}"
+    );
+}
+
+#[tokio::test]
+async fn videos_stream_in_equal_parts_and_are_copied_into_place() {
+    let server = S3Server::start().await;
+    let origin = origin().await;
+    let h = s3_harness(&server).await;
+    let r = h
+        .run(&video(&origin.url("gen/v.mp4?mib=40&seed=9"), true))
+        .await;
+    assert_eq!(r.status, Status::Ready, "{:?}", r.error);
+    let a = &r.assets.expect("assets")[0];
+    let parts = server
+        .requests("PUT")
+        .into_iter()
+        .filter(|l| l.contains("partNumber="))
+        .count();
+    assert_eq!(parts, 6, "40 MiB + header in 8 MiB parts");
+    let key = a.url.trim_start_matches("https://media.example.net/");
+    let obj = client(&server)
+        .get_object()
+        .bucket(BUCKET)
+        .key(key)
+        .send()
+        .await
+        .expect("final object");
+    assert_eq!(obj.content_type(), Some("video/mp4"));
+    assert_eq!(
+        obj.cache_control(),
+        Some("public, max-age=31536000, immutable")
+    );
+    let body = obj.body.collect().await.expect("body").into_bytes();
+    assert_eq!(
+        hex::encode(Sha256::digest(&body)),
+        a.sha256.clone().expect("sha")
+    );
+    assert_eq!(body.len() as u64, a.bytes.expect("bytes"));
+    assert_eq!(
+        server.objects(),
+        vec![key.to_string()],
+        "staging object deleted"
+    );
+    assert!(server.leftover_uploads().is_empty());
+}
+
+#[tokio::test]
+async fn large_copies_go_part_by_part() {
+    let server = S3Server::start().await;
+    let origin = origin().await;
+    let config = Config::load(&Raw::default()).expect("defaults");
+    let Store::S3(s3) = Store::open(&StoreConfig::S3(server.config()), &config)
+        .await
+        .expect("store")
+    else {
+        panic!("s3 store");
+    };
+    let store = Store::S3(s3.with_max_copy(6 * 1024 * 1024));
+    let fetcher = rehost::fetch::Fetcher::new(Options::default().fetch).expect("fetcher");
+    let pipeline = rehost::pipeline::Pipeline {
+        ingestor: rehost::ingest::Ingestor::new(fetcher, Some(store), config.limits),
+        job_timeout: config.job_timeout,
+        max_attempts: 5,
+    };
+    let body =
+        serde_json::to_vec(&video(&origin.url("gen/v.mp4?mib=20&seed=4"), true)).expect("json");
+    let rehost::pipeline::Processed::Result { result, .. } = pipeline.process(&body, None, 1).await
+    else {
+        panic!("not a job");
+    };
+    assert_eq!(result.status, Status::Ready, "{:?}", result.error);
+    let copy_parts = server
+        .log
+        .lock()
+        .expect("log")
+        .iter()
+        .filter(|l| l.starts_with("PUT") && l.contains("partNumber"))
+        .count();
+    assert!(
+        copy_parts >= 6,
+        "upload parts plus copy parts: {copy_parts}"
+    );
+    let a = &result.assets.expect("assets")[0];
+    let key = a.url.trim_start_matches("https://media.example.net/");
+    let obj = client(&server)
+        .get_object()
+        .bucket(BUCKET)
+        .key(key)
+        .send()
+        .await
+        .expect("final object");
+    let body = obj.body.collect().await.expect("body").into_bytes();
+    assert_eq!(
+        hex::encode(Sha256::digest(&body)),
+        a.sha256.clone().expect("sha")
+    );
+    assert!(server.leftover_uploads().is_empty());
+}
+
+#[tokio::test]
+async fn a_failure_mid_upload_leaves_nothing_behind() {
+    let server = S3Server::start().await;
+    let origin = origin().await;
+    let h = s3_harness(&server).await;
+    // 30 MiB video cut after 20 MiB: several parts uploaded, then the origin drops.
+    let r = h
+        .run(&video(
+            &origin.url("gen/v.mp4?mib=30&truncate=20971520"),
+            true,
+        ))
+        .await;
+    assert_eq!(r.error.map(|e| e.code), Some(ErrorCode::Unreachable));
+    assert!(
+        server
+            .requests("PUT")
+            .iter()
+            .any(|l| l.contains("partNumber")),
+        "parts were in flight"
+    );
+    assert!(
+        server.objects().is_empty(),
+        "no object: {:?}",
+        server.objects()
+    );
+    assert!(
+        server.leftover_uploads().is_empty(),
+        "upload aborted: {:?}",
+        server.leftover_uploads()
+    );
+}
+
+#[tokio::test]
+async fn wrong_credentials_and_dead_endpoints_are_storage_unavailable() {
+    let server = S3Server::start().await;
+    let origin = origin().await;
+    let mut bad = server.config();
+    bad.secret_access_key = "wrong".into();
+    let h = harness(Options {
+        store: TestStore::Config(StoreConfig::S3(bad.clone())),
+        ..Options::default()
+    })
+    .await;
+    let r = h.run(&slideshow(&[origin.url("photo.jpg")], true)).await;
+    let e = r.error.expect("error");
+    assert_eq!(
+        (e.code, e.retryable),
+        (ErrorCode::StorageUnavailable, true),
+        "{}",
+        e.message
+    );
+    assert!(
+        !e.message.contains("wrong"),
+        "no secret in messages: {}",
+        e.message
+    );
+
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let mut dead = server.config();
+    dead.endpoint = Some(format!("http://{}", closed.local_addr().expect("addr")));
+    drop(closed);
+    let h = harness(Options {
+        store: TestStore::Config(StoreConfig::S3(dead)),
+        ..Options::default()
+    })
+    .await;
+    let r = h.run(&video(&origin.url("clip.mp4"), true)).await;
+    assert_eq!(r.error.map(|e| e.code), Some(ErrorCode::StorageUnavailable));
+}
+
+#[tokio::test]
+async fn check_says_plainly_what_is_wrong() {
+    let server = S3Server::start().await;
+    let config = Config::load(&Raw::default()).expect("defaults");
+    let open = |c| async {
+        Store::open(&StoreConfig::S3(c), &config)
+            .await
+            .expect("store")
+    };
+    open(server.config())
+        .await
+        .check()
+        .await
+        .expect("healthy store");
+    let mut missing = server.config();
+    missing.bucket = "no-such-bucket".into();
+    let e = open(missing)
+        .await
+        .check()
+        .await
+        .expect_err("missing bucket")
+        .to_string();
+    assert!(e.contains("does not exist"), "{e}");
+    let mut denied = server.config();
+    denied.secret_access_key = "nope".into();
+    let e = open(denied)
+        .await
+        .check()
+        .await
+        .expect_err("bad credentials")
+        .to_string();
+    assert!(e.contains("denied") || e.contains("403"), "{e}");
+}
+
+#[tokio::test]
+async fn sweep_removes_old_staging_objects() {
+    let server = S3Server::start().await;
+    let config = Config::load(&Raw::default()).expect("defaults");
+    let store = Store::open(&StoreConfig::S3(server.config()), &config)
+        .await
+        .expect("store");
+    let s3 = client(&server);
+    s3.put_object()
+        .bucket(BUCKET)
+        .key(".rehost/staging/leftover")
+        .body(bytes::Bytes::from_static(b"x").into())
+        .send()
+        .await
+        .expect("put");
+    s3.put_object()
+        .bucket(BUCKET)
+        .key("ws/ab/keep.jpg")
+        .body(bytes::Bytes::from_static(b"y").into())
+        .send()
+        .await
+        .expect("put");
+    let young = store
+        .sweep(std::time::Duration::from_secs(3600))
+        .await
+        .expect("sweep");
+    assert_eq!(
+        young.temp_objects, 0,
+        "young staging objects belong to live workers"
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let swept = store
+        .sweep(std::time::Duration::from_secs(1))
+        .await
+        .expect("sweep");
+    assert_eq!(swept.temp_objects, 1);
+    assert_eq!(server.objects(), vec!["ws/ab/keep.jpg".to_string()]);
+}
