@@ -22,17 +22,21 @@
 //! [`origin`] (a loopback media origin with fault modes for demos and tests),
 //! [`telemetry`] and [`shutdown`].
 
+pub mod broker;
 pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod error;
 pub mod fetch;
+pub mod http;
 pub mod ingest;
 pub mod job;
 pub mod media;
+pub mod metrics;
 pub mod origin;
 pub mod pipeline;
 pub mod result;
 pub mod shutdown;
 pub mod store;
 pub mod telemetry;
+pub mod worker;

@@ -12,6 +12,7 @@ mod hosted;
 use std::sync::Arc;
 
 use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
 use tokio::sync::Semaphore;
 use tracing::Instrument;
 
@@ -79,13 +80,21 @@ impl Ingestor {
         };
         let kind = job.media.kind();
         let sources = job.media.sources();
-        let tasks = sources.iter().enumerate().map(|(index, src)| {
-            let span = tracing::info_span!("asset", index, url = %src.url);
-            async move { (index, self.asset(job, src, kind, store).await) }.instrument(span)
-        });
-        let mut stream = futures_util::stream::iter(tasks).buffer_unordered(ASSET_CONCURRENCY);
+        // Bounded concurrency without a closure-built stream (whose borrowed
+        // futures defeat rustc's `Send` inference in spawned tasks).
+        let mut pending = sources.iter().enumerate();
+        let mut running = FuturesUnordered::new();
         let mut results: Vec<Option<AssetResult>> = vec![None; sources.len()];
-        while let Some((index, result)) = stream.next().await {
+        loop {
+            while running.len() < ASSET_CONCURRENCY {
+                let Some((index, src)) = pending.next() else {
+                    break;
+                };
+                running.push(self.indexed(job, index, src, kind, store));
+            }
+            let Some((index, result)) = running.next().await else {
+                break;
+            };
             if let Err(e) = &result {
                 tracing::info!(index, code = %e.code, message = %e.message, "asset failed");
             }
@@ -95,7 +104,7 @@ impl Ingestor {
                     .map_err(|e| e.at(index)),
             );
             if let Some(err) = decided_failure(&results) {
-                // Dropping the stream cancels the other fetches and aborts
+                // Dropping the futures cancels the other fetches and aborts
                 // their uploads.
                 return Outcome::Failed(err);
             }
@@ -127,6 +136,21 @@ impl Ingestor {
     /// The contract's error for the asset.
     pub async fn check_hosted(&self, src: &SourceUrl, kind: JobKind) -> AssetResult {
         hosted::check(self, src, kind).await
+    }
+
+    async fn indexed(
+        &self,
+        job: &Job,
+        index: usize,
+        src: &SourceUrl,
+        kind: JobKind,
+        store: Option<&Store>,
+    ) -> (usize, AssetResult) {
+        let span = tracing::info_span!("asset", index, url = %src.url);
+        (
+            index,
+            self.asset(job, src, kind, store).instrument(span).await,
+        )
     }
 
     async fn asset(

@@ -144,10 +144,12 @@ where
 
 impl S3Store {
     pub(super) fn new(cfg: &S3Config, keys: Keys, max_object: u64) -> Self {
+        // No byte for 30 s fails a request; a whole request has no cap of its
+        // own (an 8 MiB part on a slow link, or a server-side copy of a large
+        // video, may take minutes) beyond the job's deadline.
         let timeouts = TimeoutConfig::builder()
             .connect_timeout(Duration::from_secs(5))
             .read_timeout(Duration::from_secs(30))
-            .operation_attempt_timeout(Duration::from_secs(120))
             .build();
         let mut conf = aws_sdk_s3::Config::builder()
             .behavior_version(BehaviorVersion::latest())
@@ -341,30 +343,40 @@ impl S3Store {
                 break;
             }
         }
-        match self
-            .client()
-            .list_multipart_uploads()
-            .bucket(self.bucket())
-            .prefix(&prefix)
-            .send()
-            .await
-        {
-            Ok(page) => {
-                for u in page.uploads() {
-                    if let (Some(key), Some(id)) = (u.key(), u.upload_id())
-                        && old(u.initiated())
-                    {
-                        abort(self.client(), self.bucket(), key, id).await?;
-                        swept.uploads += 1;
-                    }
+        let (mut key_marker, mut id_marker) = (None, None);
+        loop {
+            let listed = self
+                .client()
+                .list_multipart_uploads()
+                .bucket(self.bucket())
+                .prefix(&prefix)
+                .set_key_marker(key_marker)
+                .set_upload_id_marker(id_marker)
+                .send()
+                .await;
+            let page = match listed {
+                Ok(page) => page,
+                Err(e) if status(&e) == Some(501) => {
+                    tracing::info!(
+                        "store cannot list multipart uploads; rely on the bucket's lifecycle rule"
+                    );
+                    break;
+                }
+                Err(e) => return Err(fail("list multipart uploads", e)),
+            };
+            for u in page.uploads() {
+                if let (Some(key), Some(id)) = (u.key(), u.upload_id())
+                    && old(u.initiated())
+                {
+                    abort(self.client(), self.bucket(), key, id).await?;
+                    swept.uploads += 1;
                 }
             }
-            Err(e) if status(&e) == Some(501) => {
-                tracing::info!(
-                    "store cannot list multipart uploads; rely on the bucket's lifecycle rule"
-                );
+            key_marker = page.next_key_marker().map(str::to_string);
+            id_marker = page.next_upload_id_marker().map(str::to_string);
+            if page.is_truncated() != Some(true) || (key_marker.is_none() && id_marker.is_none()) {
+                break;
             }
-            Err(e) => return Err(fail("list multipart uploads", e)),
         }
         Ok(swept)
     }
@@ -404,6 +416,8 @@ impl S3Store {
                 .metadata_directive(MetadataDirective::Replace)
                 .content_type(content_type)
                 .cache_control(CACHE_CONTROL)
+                .customize()
+                .config_override(slow_answer())
                 .send()
                 .await
                 .map_err(|e| fail(&format!("COPY {from} to {to}"), e))?;
@@ -435,6 +449,8 @@ impl S3Store {
                     .part_number(n)
                     .copy_source(&source)
                     .copy_source_range(format!("bytes={start}-{}", start + len - 1))
+                    .customize()
+                    .config_override(slow_answer())
                     .send()
                     .await
                     .map_err(|e| fail("copy part", e))?;
@@ -453,6 +469,16 @@ impl S3Store {
         }
         result
     }
+}
+
+/// Server-side copies answer only when done: allow a long wait for the answer.
+fn slow_answer() -> aws_sdk_s3::config::Builder {
+    aws_sdk_s3::config::Builder::default().timeout_config(
+        TimeoutConfig::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .read_timeout(Duration::from_secs(900))
+            .build(),
+    )
 }
 
 async fn abort(

@@ -1,0 +1,152 @@
+//! AMQP headers rehost reads and writes.
+//!
+//! Everything that came from a message is built with fallible constructors:
+//! lapin's `ShortString::from` panics above 255 bytes.
+
+use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
+
+pub const ATTEMPT: &str = "x-rehost-attempt";
+pub const REASON: &str = "x-rehost-reason";
+pub const PARKED_AT: &str = "x-rehost-parked-at";
+
+/// The try this delivery is (absent or unreadable: 1).
+pub fn attempt(headers: Option<&FieldTable>) -> u32 {
+    let Some(v) = headers.and_then(|h| h.inner().get(ATTEMPT)) else {
+        return 1;
+    };
+    let n: Option<i64> = match v {
+        AMQPValue::ShortShortInt(n) => Some(i64::from(*n)),
+        AMQPValue::ShortShortUInt(n) => Some(i64::from(*n)),
+        AMQPValue::ShortInt(n) => Some(i64::from(*n)),
+        AMQPValue::ShortUInt(n) => Some(i64::from(*n)),
+        AMQPValue::LongInt(n) => Some(i64::from(*n)),
+        AMQPValue::LongUInt(n) => Some(i64::from(*n)),
+        AMQPValue::LongLongInt(n) => Some(*n),
+        AMQPValue::LongString(s) => std::str::from_utf8(s.as_bytes())
+            .ok()
+            .and_then(|s| s.trim().parse().ok()),
+        AMQPValue::ShortString(s) => s.as_str().trim().parse().ok(),
+        _ => None,
+    };
+    n.and_then(|n| u32::try_from(n).ok())
+        .filter(|n| *n >= 1)
+        .unwrap_or(1)
+}
+
+/// A string header value, if present.
+pub fn text(headers: Option<&FieldTable>, key: &str) -> Option<String> {
+    match headers?.inner().get(key)? {
+        AMQPValue::LongString(s) => Some(String::from_utf8_lossy(s.as_bytes()).into_owned()),
+        AMQPValue::ShortString(s) => Some(s.as_str().to_string()),
+        _ => None,
+    }
+}
+
+/// Why the broker dead-lettered a message (`x-death[0].reason`), if it did.
+pub fn death_reason(headers: Option<&FieldTable>) -> Option<String> {
+    let AMQPValue::FieldArray(deaths) = headers?.inner().get("x-death")? else {
+        return None;
+    };
+    let AMQPValue::FieldTable(first) = deaths.as_slice().first()? else {
+        return None;
+    };
+    match first.inner().get("reason")? {
+        AMQPValue::LongString(s) => Some(String::from_utf8_lossy(s.as_bytes()).into_owned()),
+        AMQPValue::ShortString(s) => Some(s.as_str().to_string()),
+        _ => None,
+    }
+}
+
+/// `headers` with `key` set to a string value.
+pub fn with_text(headers: Option<&FieldTable>, key: &'static str, value: &str) -> FieldTable {
+    let mut t = headers.cloned().unwrap_or_default();
+    t.insert(
+        ShortString::from(key),
+        AMQPValue::LongString(LongString::from(value.as_bytes().to_vec())),
+    );
+    t
+}
+
+/// `headers` with the attempt counter set.
+pub fn with_attempt(headers: Option<&FieldTable>, attempt: u32) -> FieldTable {
+    let mut t = headers.cloned().unwrap_or_default();
+    t.insert(
+        ShortString::from(ATTEMPT),
+        AMQPValue::LongLongInt(i64::from(attempt)),
+    );
+    t
+}
+
+/// `headers` without rehost's own keys and the broker's death history
+/// (a replayed message starts over).
+pub fn reset(headers: Option<&FieldTable>) -> FieldTable {
+    let mut t = FieldTable::default();
+    if let Some(h) = headers {
+        for (k, v) in h.inner() {
+            if ![
+                ATTEMPT,
+                REASON,
+                PARKED_AT,
+                "x-death",
+                "x-first-death-exchange",
+                "x-first-death-queue",
+                "x-first-death-reason",
+                "x-last-death-exchange",
+                "x-last-death-queue",
+                "x-last-death-reason",
+            ]
+            .contains(&k.as_str())
+            {
+                t.insert(k.clone(), v.clone());
+            }
+        }
+    }
+    t
+}
+
+/// A short string from untrusted text, cut (at a char boundary) to fit.
+pub fn short(s: &str) -> ShortString {
+    let mut end = s.len().min(255);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    ShortString::try_new(&s[..end]).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn attempt_header_in_any_integer_form() {
+        assert_eq!(attempt(None), 1);
+        for (v, want) in [
+            (AMQPValue::LongLongInt(3), 3),
+            (AMQPValue::LongInt(2), 2),
+            (AMQPValue::ShortShortUInt(4), 4),
+            (AMQPValue::LongString(LongString::from(b"5".to_vec())), 5),
+            (AMQPValue::LongLongInt(-1), 1),
+            (AMQPValue::Boolean(true), 1),
+        ] {
+            let mut t = FieldTable::default();
+            t.insert(ShortString::from(ATTEMPT), v);
+            assert_eq!(attempt(Some(&t)), want);
+        }
+    }
+
+    #[test]
+    fn short_strings_never_panic() {
+        assert_eq!(short(&"é".repeat(300)).as_str().len(), 254);
+        assert_eq!(short("ok").as_str(), "ok");
+    }
+
+    #[test]
+    fn reset_drops_history() {
+        let t = with_attempt(Some(&with_text(None, REASON, "x")), 4);
+        let mut t2 = t.clone();
+        t2.insert(ShortString::from("keep"), AMQPValue::Boolean(true));
+        let r = reset(Some(&t2));
+        assert!(r.inner().get(ATTEMPT).is_none() && r.inner().get(REASON).is_none());
+        assert!(r.inner().get("keep").is_some());
+    }
+}

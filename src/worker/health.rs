@@ -1,0 +1,105 @@
+//! What `/readyz` reports, and the gate that stops taking jobs while a
+//! dependency is failing (so an outage does not burn every job's attempts).
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use tokio::sync::watch;
+
+#[derive(Debug)]
+pub struct Health {
+    broker: AtomicBool,
+    shutting_down: AtomicBool,
+    topology_error: Mutex<Option<String>>,
+    store_ok: watch::Sender<bool>,
+    publish_ok: watch::Sender<bool>,
+}
+
+impl Default for Health {
+    fn default() -> Self {
+        Health {
+            broker: AtomicBool::new(false),
+            shutting_down: AtomicBool::new(false),
+            topology_error: Mutex::new(None),
+            store_ok: watch::Sender::new(true),
+            publish_ok: watch::Sender::new(true),
+        }
+    }
+}
+
+impl Health {
+    pub fn set_broker(&self, up: bool) {
+        self.broker.store(up, Ordering::SeqCst);
+    }
+
+    pub fn set_topology_error(&self, e: Option<String>) {
+        *self
+            .topology_error
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = e;
+    }
+
+    pub fn set_shutting_down(&self) {
+        self.shutting_down.store(true, Ordering::SeqCst);
+    }
+
+    pub fn set_store(&self, ok: bool) {
+        self.store_ok
+            .send_if_modified(|v| std::mem::replace(v, ok) != ok);
+    }
+
+    pub fn set_publish(&self, ok: bool) {
+        self.publish_ok
+            .send_if_modified(|v| std::mem::replace(v, ok) != ok);
+    }
+
+    pub fn store_ok(&self) -> bool {
+        *self.store_ok.borrow()
+    }
+
+    /// Ready to take jobs, or why not.
+    ///
+    /// # Errors
+    /// The reason, for `/readyz`'s body.
+    pub fn ready(&self) -> Result<(), String> {
+        if self.shutting_down.load(Ordering::SeqCst) {
+            return Err("shutting down".into());
+        }
+        if !self.broker.load(Ordering::SeqCst) {
+            return Err("broker not connected".into());
+        }
+        if let Some(e) = self
+            .topology_error
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+        {
+            return Err(format!("broker topology: {e}"));
+        }
+        if !*self.store_ok.borrow() {
+            return Err("object storage is failing".into());
+        }
+        if !*self.publish_ok.borrow() {
+            return Err("results cannot be published".into());
+        }
+        Ok(())
+    }
+
+    /// Waits until the store and publishing both work.
+    pub async fn wait_open(&self) {
+        let mut store = self.store_ok.subscribe();
+        let mut publish = self.publish_ok.subscribe();
+        let _ = store.wait_for(|ok| *ok).await;
+        let _ = publish.wait_for(|ok| *ok).await;
+    }
+
+    /// Waits until the store works again.
+    pub async fn wait_store(&self) {
+        let _ = self.store_ok.subscribe().wait_for(|ok| *ok).await;
+    }
+
+    /// Waits until the store is marked failing.
+    pub async fn wait_store_failing(&self) {
+        let _ = self.store_ok.subscribe().wait_for(|ok| !*ok).await;
+    }
+}

@@ -1,0 +1,276 @@
+//! `rehost worker`: the at-least-once job processor.
+//!
+//! One job's path: a delivery from the job queue → [`delivery::handle`] runs
+//! the [`Pipeline`] → the result is published with confirms (and the job
+//! moved to a retry queue, or parked) → the delivery is acked. The loop here
+//! owns the connection: it reconnects with backoff, declares the topology,
+//! pauses intake while the store or publishing fails, and on SIGTERM stops
+//! taking jobs, lets those in flight finish within the grace period, and
+//! abandons the rest unacked for redelivery.
+
+mod delivery;
+pub mod health;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use lapin::options::{BasicCancelOptions, BasicConsumeOptions, BasicQosOptions};
+use lapin::types::FieldTable;
+use tokio::sync::{Semaphore, watch};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::broker::headers::short;
+use crate::broker::publisher::Publisher;
+use crate::broker::{self, Names, topology};
+use crate::config::Config;
+use crate::metrics::METRICS;
+use crate::pipeline::Pipeline;
+use crate::store::Store;
+use health::Health;
+
+/// What every delivery task shares.
+struct Ctx {
+    pipeline: Pipeline,
+    names: Names,
+    health: Arc<Health>,
+    /// The publisher of the current connection (`None` while disconnected).
+    publisher: watch::Receiver<Option<Arc<Publisher>>>,
+    /// Fired when the shutdown grace runs out: in-flight jobs are abandoned.
+    cancel: CancellationToken,
+}
+
+/// A running worker's handles, for tests and the binary.
+pub struct Running {
+    pub http_addr: SocketAddr,
+    pub health: Arc<Health>,
+}
+
+/// Runs the worker until `shutdown` resolves, then stops gracefully.
+/// `on_start` receives the bound HTTP address once serving.
+///
+/// # Errors
+/// Fatal start-up failures (the HTTP address cannot be bound).
+pub async fn run(
+    config: Config,
+    pipeline: Pipeline,
+    store: Store,
+    shutdown: impl Future<Output = ()>,
+    on_start: impl FnOnce(Running),
+) -> anyhow::Result<()> {
+    let health = Arc::new(Health::default());
+    let (http_addr, http_task) = crate::http::serve(config.http_addr, health.clone()).await?;
+    tracing::info!(%http_addr, "serving /healthz, /readyz and /metrics");
+    on_start(Running {
+        http_addr,
+        health: health.clone(),
+    });
+
+    // Leftovers of killed workers; young ones may belong to live workers.
+    match store.sweep(config.job_timeout * 2).await {
+        Ok(s) => tracing::info!(
+            temp_objects = s.temp_objects,
+            uploads = s.uploads,
+            "swept leftovers"
+        ),
+        Err(e) => {
+            tracing::warn!(error = %e, "sweep failed; the bucket's lifecycle rule will clean up")
+        }
+    }
+    let prober = tokio::spawn(probe_store(store.clone(), health.clone()));
+    if let Err(e) = store.check().await {
+        tracing::error!(error = %e, "object storage does not answer; not taking jobs until it does");
+        health.set_store(false);
+    }
+
+    let names = Names::from_config(&config);
+    let (publisher_tx, publisher_rx) = watch::channel(None);
+    let ctx = Arc::new(Ctx {
+        pipeline,
+        names,
+        health: health.clone(),
+        publisher: publisher_rx,
+        cancel: CancellationToken::new(),
+    });
+    let tasks = TaskTracker::new();
+    let permits = Arc::new(Semaphore::new(usize::from(config.concurrency)));
+    let stop = CancellationToken::new();
+    let stopper = stop.clone();
+    let shutdown_task = async move {
+        shutdown.await;
+        stopper.cancel();
+    };
+    let consume = consume_loop(&config, &ctx, &publisher_tx, &tasks, &permits, &stop);
+    tokio::pin!(shutdown_task);
+    tokio::select! {
+        () = consume => {}
+        () = &mut shutdown_task => {}
+    }
+    stop.cancel();
+    health.set_shutting_down();
+    tracing::info!(
+        in_flight = tasks.len(),
+        grace_s = config.shutdown_grace.as_secs(),
+        "stopping: no new jobs; letting those in flight finish"
+    );
+    tasks.close();
+    if tokio::time::timeout(config.shutdown_grace, tasks.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            abandoned = tasks.len(),
+            "shutdown grace ran out; abandoning jobs (uploads aborted, left unacked)"
+        );
+        ctx.cancel.cancel();
+        let _ = tokio::time::timeout(Duration::from_secs(5), tasks.wait()).await;
+    }
+    store.wait_cleanups(Duration::from_secs(5)).await;
+    if let Some(p) = publisher_tx.borrow().clone() {
+        p.close().await;
+    }
+    prober.abort();
+    http_task.abort();
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Connects, sets up, consumes; reconnects with backoff until `stop`.
+async fn consume_loop(
+    config: &Config,
+    ctx: &Arc<Ctx>,
+    publisher_tx: &watch::Sender<Option<Arc<Publisher>>>,
+    tasks: &TaskTracker,
+    permits: &Arc<Semaphore>,
+    stop: &CancellationToken,
+) {
+    let mut backoff = Duration::from_millis(500);
+    let mut first = true;
+    while !stop.is_cancelled() {
+        if !first {
+            tokio::select! {
+                () = tokio::time::sleep(backoff) => {}
+                () = stop.cancelled() => return,
+            }
+            backoff = (backoff * 2).min(Duration::from_secs(30));
+        }
+        first = false;
+        let conn = match broker::connect(&config.broker.amqp_url).await {
+            Ok(c) => Arc::new(c),
+            Err(e) => {
+                tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "cannot connect to the broker");
+                continue;
+            }
+        };
+        if let Err(e) = topology::ensure(&conn, &ctx.names).await {
+            tracing::error!(error = %e, "broker topology is not usable; not taking jobs");
+            ctx.health.set_topology_error(Some(e.0));
+            ctx.health.set_broker(true);
+            let _ = conn.close(200, short("topology")).await;
+            backoff = Duration::from_secs(30);
+            continue;
+        }
+        ctx.health.set_topology_error(None);
+        let publisher = Arc::new(Publisher::new(conn.clone()));
+        publisher_tx.send_replace(Some(publisher.clone()));
+        ctx.health.set_broker(true);
+        tracing::info!(queue = %ctx.names.queue, "connected; consuming");
+        backoff = Duration::from_millis(500);
+        let result = consume(config, ctx, &conn, &publisher, tasks, permits, stop).await;
+        ctx.health.set_broker(false);
+        publisher_tx.send_replace(None);
+        match result {
+            Ok(()) => {
+                let _ = conn.close(200, short("shutdown")).await;
+                return;
+            }
+            Err(e) => {
+                METRICS.broker_reconnects.inc();
+                tracing::warn!(error = %e, "lost the broker; reconnecting");
+            }
+        }
+    }
+}
+
+/// Takes deliveries until the connection fails (`Err`) or `stop` (`Ok`).
+async fn consume(
+    config: &Config,
+    ctx: &Arc<Ctx>,
+    conn: &lapin::Connection,
+    publisher: &Arc<Publisher>,
+    tasks: &TaskTracker,
+    permits: &Arc<Semaphore>,
+    stop: &CancellationToken,
+) -> anyhow::Result<()> {
+    let channel = conn.create_channel().await?;
+    channel
+        .basic_qos(config.concurrency, BasicQosOptions { global: false })
+        .await?;
+    let tag = format!("rehost-{}", uuid::Uuid::new_v4().simple());
+    let mut consumer = channel
+        .basic_consume(
+            short(&ctx.names.queue),
+            short(&tag),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
+    let mut depth_tick = tokio::time::interval(Duration::from_secs(15));
+    loop {
+        // Intake pauses while the store or publishing is failing.
+        let ready = async {
+            ctx.health.wait_open().await;
+            permits.clone().acquire_owned().await
+        };
+        let permit = tokio::select! {
+            () = stop.cancelled() => break,
+            _ = depth_tick.tick() => {
+                if let Ok(n) = publisher.depth(&ctx.names.dead).await {
+                    METRICS.dead_depth.set(i64::from(n));
+                }
+                continue;
+            }
+            p = ready => p?,
+        };
+        let next = tokio::select! {
+            () = stop.cancelled() => break,
+            d = consumer.next() => d,
+        };
+        match next {
+            Some(Ok(delivery)) => {
+                tasks.spawn(delivery::handle(ctx.clone(), delivery, permit));
+            }
+            Some(Err(e)) => return Err(e.into()),
+            None => anyhow::bail!("the consumer was cancelled by the broker"),
+        }
+    }
+    // Stop: no new deliveries. Unprocessed prefetched ones return to the
+    // queue when the channel closes.
+    let _ = channel
+        .basic_cancel(short(&tag), BasicCancelOptions::default())
+        .await;
+    Ok(())
+}
+
+/// Checks the store while it is marked failing, and marks it healthy again.
+async fn probe_store(store: Store, health: Arc<Health>) {
+    loop {
+        health.wait_store_failing().await;
+        let mut backoff = Duration::from_millis(250);
+        loop {
+            tokio::time::sleep(backoff).await;
+            match store.check().await {
+                Ok(()) => {
+                    tracing::info!("object storage answers again; resuming intake");
+                    health.set_store(true);
+                    break;
+                }
+                Err(e) => tracing::debug!(error = %e, "object storage still failing"),
+            }
+            backoff = (backoff * 2).min(Duration::from_secs(10));
+        }
+    }
+}
