@@ -41,6 +41,18 @@ pub enum Command {
     },
     /// Print the effective configuration and whether the broker and store answer.
     CheckConfig,
+    /// Move parked messages from the dead-letter queue back to the job queue (attempts reset).
+    ReplayDead {
+        /// Replay at most this many messages.
+        #[arg(long)]
+        limit: Option<usize>,
+        /// Only messages whose parking reason contains this text.
+        #[arg(long)]
+        reason: Option<String>,
+        /// List what would be replayed; move nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Run the pipeline on the fixture media: a loopback origin, the directory store.
     Demo {
         /// Directory of fixture media to serve.

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use rehost::cli::{self, Command};
 use rehost::commands::{self, EXIT_USAGE};
-use rehost::config::{Config, LogFormat, Raw};
+use rehost::config::{Config, Raw};
 
 fn main() -> ExitCode {
     let (cli, flags) = cli::parse();
@@ -52,10 +52,19 @@ async fn run(command: Command, config: &Config) -> u8 {
             latency_ms,
             mbps,
         } => commands::origin::run(&dir, listen, unique, latency_ms, mbps).await,
-        Command::Worker | Command::CheckConfig => {
-            let _ = LogFormat::Json;
-            eprintln!("rehost: this command arrives with the worker");
-            1
+        Command::Worker => commands::worker::run(config).await,
+        Command::CheckConfig => commands::check_config::run(config).await,
+        Command::ReplayDead {
+            limit,
+            reason,
+            dry_run,
+        } => {
+            let opts = rehost::broker::replay::ReplayOptions {
+                limit,
+                reason,
+                dry_run,
+            };
+            commands::replay_dead::run(config, &opts).await
         }
     }
 }

@@ -1,9 +1,12 @@
 //! The subcommands. Each returns the process exit status.
 
 pub mod check;
+pub mod check_config;
 pub mod demo;
 pub mod ingest;
 pub mod origin;
+pub mod replay_dead;
+pub mod worker;
 
 use crate::config::{Config, StoreConfig, dir_url};
 use crate::fetch::{FetchConfig, Fetcher};

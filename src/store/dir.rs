@@ -92,16 +92,15 @@ impl DirStore {
         })
     }
 
+    /// Writes and removes a probe file in the temp directory.
     pub(super) async fn check(&self) -> Result<(), StoreError> {
-        let meta = tokio::fs::metadata(&self.tmp)
+        let probe = self
+            .tmp
+            .join(format!(".probe-{}", uuid::Uuid::new_v4().simple()));
+        tokio::fs::write(&probe, b"probe")
             .await
-            .with_context(|| format!("store directory {} is not there", self.root.display()))?;
-        if meta.permissions().readonly() {
-            return Err(StoreError(anyhow::anyhow!(
-                "{} is read-only",
-                self.root.display()
-            )));
-        }
+            .with_context(|| format!("store directory {} is not writable", self.root.display()))?;
+        tokio::fs::remove_file(&probe).await?;
         Ok(())
     }
 

@@ -223,7 +223,8 @@ async fn reliably(ctx: &Ctx, delivery: &Delivery, publish: &Publish) -> bool {
         if ctx.cancel.is_cancelled() {
             break false;
         }
-        let Some(publisher) = ctx.publisher.borrow().clone().filter(|p| p.connected()) else {
+        let current = ctx.publisher.borrow().clone();
+        let Some(publisher) = current.filter(|p| p.connected()) else {
             tokio::time::sleep(Duration::from_millis(200)).await;
             continue;
         };

@@ -105,10 +105,15 @@ pub async fn run(
     };
     let consume = consume_loop(&config, &ctx, &publisher_tx, &tasks, &permits, &stop);
     tokio::pin!(shutdown_task);
-    tokio::select! {
-        () = consume => {}
-        () = &mut shutdown_task => {}
-    }
+    tokio::pin!(consume);
+    // The consuming channel stays open until jobs in flight are acked.
+    let _consuming: Option<lapin::Channel> = tokio::select! {
+        ch = &mut consume => ch,
+        () = &mut shutdown_task => {
+            stop.cancel();
+            consume.await
+        }
+    };
     stop.cancel();
     health.set_shutting_down();
     tracing::info!(
@@ -129,7 +134,8 @@ pub async fn run(
         let _ = tokio::time::timeout(Duration::from_secs(5), tasks.wait()).await;
     }
     store.wait_cleanups(Duration::from_secs(5)).await;
-    if let Some(p) = publisher_tx.borrow().clone() {
+    let last = publisher_tx.borrow().clone();
+    if let Some(p) = last {
         p.close().await;
     }
     prober.abort();
@@ -146,14 +152,14 @@ async fn consume_loop(
     tasks: &TaskTracker,
     permits: &Arc<Semaphore>,
     stop: &CancellationToken,
-) {
+) -> Option<lapin::Channel> {
     let mut backoff = Duration::from_millis(500);
     let mut first = true;
     while !stop.is_cancelled() {
         if !first {
             tokio::select! {
                 () = tokio::time::sleep(backoff) => {}
-                () = stop.cancelled() => return,
+                () = stop.cancelled() => return None,
             }
             backoff = (backoff * 2).min(Duration::from_secs(30));
         }
@@ -180,19 +186,21 @@ async fn consume_loop(
         tracing::info!(queue = %ctx.names.queue, "connected; consuming");
         backoff = Duration::from_millis(500);
         let result = consume(config, ctx, &conn, &publisher, tasks, permits, stop).await;
-        ctx.health.set_broker(false);
-        publisher_tx.send_replace(None);
-        match result {
-            Ok(()) => {
-                let _ = conn.close(200, short("shutdown")).await;
-                return;
-            }
+        let channel = match result {
+            Ok(channel) => channel,
             Err(e) => {
+                ctx.health.set_broker(false);
+                publisher_tx.send_replace(None);
                 METRICS.broker_reconnects.inc();
                 tracing::warn!(error = %e, "lost the broker; reconnecting");
+                continue;
             }
-        }
+        };
+        // Stopping: the connection stays up so jobs in flight can still
+        // publish their results and ack; `run` closes it once they are done.
+        return Some(channel);
     }
+    None
 }
 
 /// Takes deliveries until the connection fails (`Err`) or `stop` (`Ok`).
@@ -204,7 +212,7 @@ async fn consume(
     tasks: &TaskTracker,
     permits: &Arc<Semaphore>,
     stop: &CancellationToken,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<lapin::Channel> {
     let channel = conn.create_channel().await?;
     channel
         .basic_qos(config.concurrency, BasicQosOptions { global: false })
@@ -252,7 +260,7 @@ async fn consume(
     let _ = channel
         .basic_cancel(short(&tag), BasicCancelOptions::default())
         .await;
-    Ok(())
+    Ok(channel)
 }
 
 /// Checks the store while it is marked failing, and marks it healthy again.

@@ -1,0 +1,71 @@
+//! `rehost check-config`: the effective settings (secrets redacted), and
+//! whether the broker and the store answer.
+
+use std::time::Duration;
+
+use crate::broker::{self, Names};
+use crate::config::{Config, redact_url};
+use crate::store::Store;
+
+pub async fn run(config: &Config) -> u8 {
+    for (name, value) in config.describe() {
+        println!("{name}={value}");
+    }
+    println!();
+    let mut ok = true;
+    let names = Names::from_config(config);
+    let url = redact_url(&config.broker.amqp_url);
+    match tokio::time::timeout(
+        Duration::from_secs(10),
+        broker::connect(&config.broker.amqp_url),
+    )
+    .await
+    {
+        Ok(Ok(conn)) => {
+            let conn = std::sync::Arc::new(conn);
+            let publisher = broker::publisher::Publisher::new(conn.clone());
+            match publisher.depth(&names.queue).await {
+                Ok(n) => println!(
+                    "broker: ok ({url}); queue {} holds {n} messages",
+                    names.queue
+                ),
+                Err(_) => println!(
+                    "broker: ok ({url}); queue {} does not exist yet (the worker declares it unless REHOST_DECLARE=false)",
+                    names.queue
+                ),
+            }
+            publisher.close().await;
+        }
+        Ok(Err(e)) => {
+            ok = false;
+            println!("broker: FAIL ({url}): {e}");
+        }
+        Err(_) => {
+            ok = false;
+            println!("broker: FAIL ({url}): no answer within 10 s");
+        }
+    }
+    match &config.store {
+        None => println!(
+            "store: none configured (rehost ingest uses ./rehost-data; rehost worker needs REHOST_STORE_DIR or S3_BUCKET)"
+        ),
+        Some(cfg) => match Store::open(cfg, config).await {
+            Ok(store) => match tokio::time::timeout(Duration::from_secs(20), store.check()).await {
+                Ok(Ok(())) => println!("store: ok ({store:?})"),
+                Ok(Err(e)) => {
+                    ok = false;
+                    println!("store: FAIL: {e}");
+                }
+                Err(_) => {
+                    ok = false;
+                    println!("store: FAIL: no answer within 20 s");
+                }
+            },
+            Err(e) => {
+                ok = false;
+                println!("store: FAIL: {e}");
+            }
+        },
+    }
+    u8::from(!ok)
+}

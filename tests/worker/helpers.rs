@@ -1,0 +1,352 @@
+//! Broker test plumbing: a real RabbitMQ at 127.0.0.1:5672 with names unique
+//! to each test, an in-process worker, a loopback origin, and a timeout on
+//! every wait.
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use lapin::options::{
+    BasicConsumeOptions, BasicPublishOptions, ExchangeDeleteOptions, QueueDeleteOptions,
+};
+use lapin::types::FieldTable;
+use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
+use rehost::config::{Config, Raw};
+use rehost::fetch::guard::AllowList;
+use rehost::fetch::{FetchConfig, Fetcher};
+use rehost::ingest::Ingestor;
+use rehost::origin::{Origin, OriginConfig};
+use rehost::pipeline::Pipeline;
+use rehost::result::ResultMessage;
+use rehost::store::Store;
+use serde_json::{Value, json};
+use tokio::sync::oneshot;
+
+pub const AMQP: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
+pub const WAIT: Duration = Duration::from_secs(30);
+
+/// Whether the broker answers. Under `CI=true` a missing broker fails the
+/// test; otherwise the test says loudly that it is skipped.
+pub fn broker_or_skip(test: &str) -> bool {
+    let up = std::net::TcpStream::connect_timeout(
+        &"127.0.0.1:5672".parse().expect("addr"),
+        Duration::from_secs(2),
+    )
+    .is_ok();
+    if !up {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CI=true and no RabbitMQ at 127.0.0.1:5672: broker tests must not be skipped"
+        );
+        eprintln!(
+            "\n*** SKIPPED {test}: no RabbitMQ at 127.0.0.1:5672 (start it with `rabbitmq-server -detached`) ***\n"
+        );
+    }
+    up
+}
+
+pub fn fixtures() -> PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/media")
+}
+
+pub async fn origin() -> Origin {
+    Origin::start(
+        OriginConfig::new(fixtures()),
+        "127.0.0.1:0".parse().expect("addr"),
+    )
+    .await
+    .expect("origin")
+}
+
+/// Names unique to one test, its store directory, and a broker connection.
+pub struct Bench {
+    pub id: String,
+    pub store_dir: tempfile::TempDir,
+    pub conn: Connection,
+    pub channel: Channel,
+    pub settings: Vec<(&'static str, String)>,
+    results: Option<lapin::Consumer>,
+}
+
+impl Bench {
+    pub async fn new(extra: &[(&'static str, &str)]) -> Bench {
+        let id = format!("t{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+        let store_dir = tempfile::tempdir().expect("tempdir");
+        let mut settings: Vec<(&'static str, String)> = vec![
+            ("AMQP_URL", AMQP.into()),
+            ("REHOST_QUEUE", format!("{id}.ingest")),
+            ("REHOST_EXCHANGE", format!("{id}.media")),
+            ("REHOST_ROUTING_KEY", "media.ingest".into()),
+            ("REHOST_RESULTS_EXCHANGE", format!("{id}.events")),
+            ("REHOST_RESULTS_QUEUE", format!("{id}.results")),
+            ("REHOST_RETRY_DELAYS", "200ms".into()),
+            ("REHOST_HTTP_ADDR", "127.0.0.1:0".into()),
+            ("REHOST_STORE_DIR", store_dir.path().display().to_string()),
+            ("PUBLIC_BASE_URL", "https://media.example.net".into()),
+            ("REHOST_ALLOW_PRIVATE_NETWORKS", "127.0.0.1/32".into()),
+            ("REHOST_SHUTDOWN_GRACE_SECS", "20".into()),
+        ];
+        for (k, v) in extra {
+            settings.retain(|(key, _)| key != k);
+            settings.push((k, (*v).to_string()));
+        }
+        let conn = Connection::connect(AMQP, ConnectionProperties::default())
+            .await
+            .expect("test connection");
+        let channel = conn.create_channel().await.expect("channel");
+        channel
+            .confirm_select(lapin::options::ConfirmSelectOptions::default())
+            .await
+            .expect("confirms");
+        let bench = Bench {
+            id,
+            store_dir,
+            conn,
+            channel,
+            settings,
+            results: None,
+        };
+        // The API side declares the topology too (idempotently), so jobs
+        // published before a worker starts are kept.
+        let names = rehost::broker::Names::from_config(&bench.config());
+        rehost::broker::topology::ensure(&bench.conn, &names)
+            .await
+            .expect("topology");
+        bench
+    }
+
+    pub fn get(&self, key: &str) -> String {
+        self.settings
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    }
+
+    pub fn config(&self) -> Config {
+        let pairs: Vec<(&'static str, &str)> = self
+            .settings
+            .iter()
+            .map(|(k, v)| (*k, v.as_str()))
+            .collect();
+        Config::load(&Raw::from_pairs(&pairs)).expect("valid test settings")
+    }
+
+    pub fn queue(&self) -> String {
+        self.get("REHOST_QUEUE")
+    }
+
+    /// Starts a worker in this process and waits until it is ready; stop it
+    /// with [`WorkerHandle::stop`].
+    pub async fn start_worker(&self) -> WorkerHandle {
+        let w = self.start_worker_unready().await;
+        eventually("worker ready", || async { w.health.ready().is_ok() }).await;
+        w
+    }
+
+    pub async fn start_worker_unready(&self) -> WorkerHandle {
+        let config = self.config();
+        let store = Store::open(config.store.as_ref().expect("store"), &config)
+            .await
+            .expect("store");
+        start_worker_with(config, store).await
+    }
+
+    /// Publishes a job to the job exchange.
+    pub async fn publish(&self, job: &Value) {
+        self.publish_raw(
+            &serde_json::to_vec(job).expect("json"),
+            BasicProperties::default(),
+        )
+        .await;
+    }
+
+    pub async fn publish_raw(&self, body: &[u8], props: BasicProperties) {
+        self.channel
+            .basic_publish(
+                self.get("REHOST_EXCHANGE").as_str().into(),
+                "media.ingest".into(),
+                BasicPublishOptions::default(),
+                body,
+                props.with_delivery_mode(2),
+            )
+            .await
+            .expect("publish")
+            .await
+            .expect("confirm");
+    }
+
+    /// The next result from the results queue (declared by the worker).
+    pub async fn next_result(&mut self) -> ResultMessage {
+        self.try_next_result(WAIT)
+            .await
+            .expect("a result arrives in time")
+    }
+
+    pub async fn try_next_result(&mut self, wait: Duration) -> Option<ResultMessage> {
+        if self.results.is_none() {
+            let c = self
+                .channel
+                .basic_consume(
+                    self.get("REHOST_RESULTS_QUEUE").as_str().into(),
+                    "test-results".into(),
+                    BasicConsumeOptions {
+                        no_ack: true,
+                        ..Default::default()
+                    },
+                    FieldTable::default(),
+                )
+                .await
+                .expect("consume results");
+            self.results = Some(c);
+        }
+        let consumer = self.results.as_mut()?;
+        let d = tokio::time::timeout(wait, consumer.next())
+            .await
+            .ok()??
+            .expect("delivery");
+        Some(serde_json::from_slice(&d.data).expect("result JSON"))
+    }
+
+    /// Messages in a queue right now.
+    pub async fn depth(&self, queue: &str) -> u32 {
+        let ch = self.conn.create_channel().await.expect("channel");
+        let q = ch
+            .queue_declare(
+                queue.into(),
+                lapin::options::QueueDeclareOptions {
+                    passive: true,
+                    ..Default::default()
+                },
+                FieldTable::default(),
+            )
+            .await
+            .expect("queue exists");
+        q.message_count()
+    }
+
+    /// Deletes every queue and exchange of this test.
+    pub async fn cleanup(self) {
+        let ch = self.conn.create_channel().await.expect("channel");
+        let q = self.queue();
+        for name in [
+            q.clone(),
+            format!("{q}.dead"),
+            format!("{q}.retry.200ms"),
+            self.get("REHOST_RESULTS_QUEUE"),
+        ] {
+            let _ = ch
+                .queue_delete(name.as_str().into(), QueueDeleteOptions::default())
+                .await;
+        }
+        for name in [
+            self.get("REHOST_EXCHANGE"),
+            self.get("REHOST_RESULTS_EXCHANGE"),
+        ] {
+            let _ = ch
+                .exchange_delete(name.as_str().into(), ExchangeDeleteOptions::default())
+                .await;
+        }
+        let _ = self.conn.close(200, "bye".into()).await;
+    }
+}
+
+pub struct WorkerHandle {
+    pub http_addr: std::net::SocketAddr,
+    pub health: Arc<rehost::worker::health::Health>,
+    stop: Option<oneshot::Sender<()>>,
+    join: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl WorkerHandle {
+    pub async fn stop(mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        tokio::time::timeout(WAIT, &mut self.join)
+            .await
+            .expect("worker stops in time")
+            .expect("join")
+            .expect("clean stop");
+    }
+}
+
+pub async fn start_worker_with(config: Config, store: Store) -> WorkerHandle {
+    let fetch = FetchConfig {
+        allow: AllowList::parse("127.0.0.1/32").expect("allow"),
+        ..FetchConfig::from_config(&config)
+    };
+    let pipeline = Pipeline {
+        ingestor: Ingestor::new(
+            Fetcher::new(fetch).expect("fetcher"),
+            Some(store.clone()),
+            config.limits,
+        ),
+        job_timeout: config.job_timeout,
+        max_attempts: config.max_attempts,
+    };
+    let (stop_tx, stop_rx) = oneshot::channel::<()>();
+    let (started_tx, started_rx) = oneshot::channel();
+    let join = tokio::spawn(async move {
+        rehost::worker::run(
+            config,
+            pipeline,
+            store,
+            async {
+                let _ = stop_rx.await;
+            },
+            move |r| {
+                let _ = started_tx.send(r);
+            },
+        )
+        .await
+    });
+    let running = tokio::time::timeout(WAIT, started_rx)
+        .await
+        .expect("worker starts")
+        .expect("started");
+    WorkerHandle {
+        http_addr: running.http_addr,
+        health: running.health,
+        stop: Some(stop_tx),
+        join,
+    }
+}
+
+/// Polls `check` until it holds (or fails the test after `WAIT`).
+pub async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while tokio::time::Instant::now() < deadline {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("timed out waiting for: {what}");
+}
+
+/// GET a path of the worker's HTTP server: (status, body).
+pub async fn http_get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
+    let r = reqwest::get(format!("http://{addr}{path}"))
+        .await
+        .expect("http");
+    let status = r.status().as_u16();
+    (status, r.text().await.expect("body"))
+}
+
+pub fn job(id: &str, urls: &[String], byo: bool) -> Value {
+    let kind = if byo { "byo" } else { "hosted" };
+    json!({
+        "job_id": id,
+        "post_id": format!("post-{id}"),
+        "workspace_id": "ws_worker",
+        "accounts": [{"id": "a1", "platform": "tiktok", "type": kind}],
+        "media": {"type": "slideshow", "urls": urls},
+    })
+}

@@ -1,0 +1,206 @@
+//! Dependencies failing: the store, the broker connection, the topology.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use lapin::options::QueueDeclareOptions;
+use lapin::types::FieldTable;
+use rehost::result::Status;
+use tokio::net::{TcpListener, TcpStream};
+
+use crate::helpers::*;
+
+#[tokio::test]
+async fn a_store_outage_pauses_intake_instead_of_failing_jobs() {
+    if !broker_or_skip("a_store_outage_pauses_intake_instead_of_failing_jobs") {
+        return;
+    }
+    let origin = origin().await;
+    let mut b = Bench::new(&[]).await;
+    let w = b.start_worker().await;
+    let tmp = b.store_dir.path().join(".rehost/tmp");
+    // Take the store down: its temp directory becomes a file.
+    std::fs::remove_dir_all(&tmp).expect("rm");
+    std::fs::write(&tmp, b"down").expect("write");
+    for i in 0..4 {
+        b.publish(&job(
+            &format!("outage{i}"),
+            &[origin.url(&format!("small.jpg?n={i}"))],
+            true,
+        ))
+        .await;
+    }
+    eventually("not ready while the store is down", || async {
+        http_get(w.http_addr, "/readyz").await.0 == 503
+    })
+    .await;
+    assert!(
+        b.try_next_result(Duration::from_secs(2)).await.is_none(),
+        "no job is failed or retried while the store is down"
+    );
+    // Bring it back.
+    std::fs::remove_file(&tmp).expect("rm file");
+    std::fs::create_dir_all(&tmp).expect("mkdir");
+    let mut done = Vec::new();
+    for _ in 0..4 {
+        let r = b.next_result().await;
+        assert_eq!((r.status, r.attempts), (Status::Ready, 1), "{:?}", r.error);
+        done.push(r.job_id);
+    }
+    done.sort();
+    assert_eq!(done, ["outage0", "outage1", "outage2", "outage3"]);
+    eventually("ready again", || async {
+        http_get(w.http_addr, "/readyz").await.0 == 200
+    })
+    .await;
+    w.stop().await;
+    b.cleanup().await;
+}
+
+/// A TCP proxy to the broker whose connections the test can sever.
+struct Proxy {
+    addr: std::net::SocketAddr,
+    cut: Arc<AtomicBool>,
+    generation: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl Proxy {
+    async fn start() -> Proxy {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let cut = Arc::new(AtomicBool::new(false));
+        let generation = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let (c, g) = (cut.clone(), generation.clone());
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut inbound, _)) = listener.accept().await else {
+                    continue;
+                };
+                if c.load(Ordering::SeqCst) {
+                    continue;
+                }
+                let g = g.clone();
+                let my_gen = g.load(Ordering::SeqCst);
+                tokio::spawn(async move {
+                    let Ok(mut outbound) = TcpStream::connect("127.0.0.1:5672").await else {
+                        return;
+                    };
+                    let watch = async {
+                        while g.load(Ordering::SeqCst) == my_gen {
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                        }
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                        () = watch => {}
+                    }
+                });
+            }
+        });
+        Proxy {
+            addr,
+            cut,
+            generation,
+        }
+    }
+
+    /// Severs every open connection.
+    fn sever(&self) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+#[tokio::test]
+async fn a_cut_broker_connection_loses_no_job() {
+    if !broker_or_skip("a_cut_broker_connection_loses_no_job") {
+        return;
+    }
+    let origin = origin().await;
+    let proxy = Proxy::start().await;
+    let url = format!("amqp://guest:guest@{}/%2f", proxy.addr);
+    let mut b = Bench::new(&[("AMQP_URL", url.as_str())]).await;
+    let w = b.start_worker().await;
+    // Jobs that are in flight (the origin is slow) when the connection drops.
+    for i in 0..3 {
+        b.publish(&job(
+            &format!("before{i}"),
+            &[origin.url(&format!("small.jpg?delay_ms=1500&n={i}"))],
+            true,
+        ))
+        .await;
+    }
+    eventually("jobs in flight", || async { origin.stats.requests() >= 3 }).await;
+    proxy.sever();
+    assert!(!proxy.cut.load(Ordering::SeqCst));
+    eventually("not ready while disconnected", || async {
+        w.health.ready().is_err()
+    })
+    .await;
+    for i in 0..3 {
+        b.publish(&job(
+            &format!("after{i}"),
+            &[origin.url(&format!("small.jpg?m={i}"))],
+            true,
+        ))
+        .await;
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    while seen.len() < 6 {
+        let r = b.next_result().await;
+        assert_eq!(r.status, Status::Ready, "{:?}", r.error);
+        seen.insert(r.job_id);
+    }
+    eventually("ready after reconnecting", || async {
+        http_get(w.http_addr, "/readyz").await.0 == 200
+    })
+    .await;
+    let (_, metrics) = http_get(w.http_addr, "/metrics").await;
+    assert!(
+        metrics.contains("rehost_broker_reconnects_total 1")
+            || metrics.contains("rehost_broker_reconnects_total 2"),
+        "{metrics}"
+    );
+    w.stop().await;
+    b.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_conflicting_queue_is_one_clear_error_not_a_crash() {
+    if !broker_or_skip("a_conflicting_queue_is_one_clear_error_not_a_crash") {
+        return;
+    }
+    let b = Bench::new(&[]).await;
+    // Someone declared the job queue as a classic queue already.
+    b.channel
+        .queue_delete(
+            b.queue().as_str().into(),
+            lapin::options::QueueDeleteOptions::default(),
+        )
+        .await
+        .expect("delete");
+    b.channel
+        .queue_declare(
+            b.queue().as_str().into(),
+            QueueDeclareOptions {
+                durable: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .expect("declare");
+    let w = b.start_worker_unready().await;
+    eventually("readyz names the conflict", || async {
+        let (status, body) = http_get(w.http_addr, "/readyz").await;
+        status == 503 && body.contains("already exists with different settings")
+    })
+    .await;
+    assert_eq!(
+        http_get(w.http_addr, "/healthz").await.0,
+        200,
+        "alive, not crashing"
+    );
+    w.stop().await;
+    b.cleanup().await;
+}

@@ -1,0 +1,123 @@
+//! The binary under signals: SIGKILL loses nothing; SIGTERM finishes in-flight work.
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use rehost::result::Status;
+
+use crate::helpers::*;
+
+fn spawn_worker(b: &Bench) -> Child {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_rehost"));
+    cmd.arg("worker")
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default());
+    for (k, v) in &b.settings {
+        cmd.env(k, v);
+    }
+    cmd.env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit());
+    cmd.spawn().expect("spawn rehost worker")
+}
+
+fn signal(child: &Child, sig: &str) {
+    let ok = Command::new("kill")
+        .args([sig, &child.id().to_string()])
+        .status()
+        .expect("kill")
+        .success();
+    assert!(ok, "kill {sig}");
+}
+
+fn wait_exit(child: &mut Child) -> std::process::ExitStatus {
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            return status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "worker did not exit in time"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[tokio::test]
+async fn sigkill_mid_job_loses_nothing() {
+    if !broker_or_skip("sigkill_mid_job_loses_nothing") {
+        return;
+    }
+    let origin = origin().await;
+    let mut b = Bench::new(&[]).await;
+    let mut first = spawn_worker(&b);
+    b.publish(&job(
+        "killed",
+        &[origin.url("photo.jpg?delay_ms=2000")],
+        true,
+    ))
+    .await;
+    eventually("the job is in flight", || async {
+        origin.stats.requests() >= 1
+    })
+    .await;
+    signal(&first, "-KILL");
+    let _ = wait_exit(&mut first);
+    assert!(
+        b.try_next_result(Duration::from_millis(500))
+            .await
+            .is_none(),
+        "no result from the killed worker"
+    );
+    let mut second = spawn_worker(&b);
+    let r = b.next_result().await;
+    assert_eq!(
+        (r.job_id.as_str(), r.status, r.attempts),
+        ("killed", Status::Ready, 1),
+        "a crash is not an attempt"
+    );
+    signal(&second, "-TERM");
+    assert!(wait_exit(&mut second).success());
+    b.cleanup().await;
+}
+
+#[tokio::test]
+async fn sigterm_lets_the_job_in_flight_finish() {
+    if !broker_or_skip("sigterm_lets_the_job_in_flight_finish") {
+        return;
+    }
+    let origin = origin().await;
+    let mut b = Bench::new(&[]).await;
+    let mut child = spawn_worker(&b);
+    b.publish(&job(
+        "graceful",
+        &[origin.url("photo.jpg?delay_ms=1500")],
+        true,
+    ))
+    .await;
+    eventually("the job is in flight", || async {
+        origin.stats.requests() >= 1
+    })
+    .await;
+    signal(&child, "-TERM");
+    let r = b.next_result().await;
+    assert_eq!((r.job_id.as_str(), r.status), ("graceful", Status::Ready));
+    let status = wait_exit(&mut child);
+    assert_eq!(status.code(), Some(0), "clean stop");
+    b.cleanup().await;
+}
+
+#[tokio::test]
+async fn worker_without_a_store_refuses_to_start() {
+    let out = Command::new(env!("CARGO_BIN_EXE_rehost"))
+        .arg("worker")
+        .env_remove("REHOST_STORE_DIR")
+        .env_remove("S3_BUCKET")
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "one line: {err}");
+    assert!(err.contains("REHOST_STORE_DIR"), "{err}");
+}
