@@ -31,6 +31,7 @@ pub mod fetch;
 pub mod http;
 pub mod ingest;
 pub mod job;
+pub mod loadtest;
 pub mod media;
 pub mod metrics;
 pub mod origin;

@@ -320,6 +320,9 @@ impl Body {
             },
             Ok(Ok(Some(chunk))) => {
                 self.received += chunk.len() as u64;
+                crate::metrics::METRICS
+                    .bytes_fetched
+                    .inc_by(chunk.len() as u64);
                 if self.received > self.max_bytes {
                     return Err(error::too_large(format!(
                         "body exceeds the limit of {} bytes",

@@ -13,6 +13,7 @@ use crate::fetch::Body;
 use crate::job::{JobKind, SourceUrl};
 use crate::media::image;
 use crate::media::video::{VideoError, VideoProbe};
+use crate::metrics::METRICS;
 use crate::result::AssetOut;
 use crate::store::{Store, Upload};
 
@@ -119,7 +120,9 @@ async fn video(
         }
     };
     let key = store.keys().object(workspace, &sha, format.ext());
+    let timer = std::time::Instant::now();
     let stored = upload.finish(&key).await?;
+    record_store(timer, stored, bytes);
     tracing::info!(%key, bytes, stored, "video re-hosted");
     Ok(AssetOut {
         index: 0,
@@ -158,6 +161,17 @@ async fn stream(
     }
     let info = probe.finish().map_err(video_error)?;
     Ok((hex::encode(hasher.finalize()), total, info))
+}
+
+/// Store latency (the final write: a PUT, or completing a streamed upload)
+/// and bytes newly stored.
+fn record_store(started: std::time::Instant, stored: bool, bytes: u64) {
+    METRICS
+        .store_seconds
+        .observe(started.elapsed().as_secs_f64());
+    if stored {
+        METRICS.bytes_stored.inc_by(bytes);
+    }
 }
 
 fn video_error(e: VideoError) -> JobError {

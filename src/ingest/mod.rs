@@ -20,6 +20,7 @@ use crate::config::Limits;
 use crate::error::{self, JobError};
 use crate::fetch::Fetcher;
 use crate::job::{Job, JobKind, Media, SourceUrl};
+use crate::metrics::{METRICS, labels};
 use crate::result::{AssetOut, MediaOut, Outcome};
 use crate::store::Store;
 
@@ -160,10 +161,23 @@ impl Ingestor {
         kind: JobKind,
         store: Option<&Store>,
     ) -> AssetResult {
-        match store {
-            Some(store) => byo::ingest(self, store, &job.ids.workspace_id, src, kind).await,
-            None => hosted::check(self, src, kind).await,
-        }
+        let started = std::time::Instant::now();
+        let (path, result) = match store {
+            Some(store) => (
+                "byo",
+                byo::ingest(self, store, &job.ids.workspace_id, src, kind).await,
+            ),
+            None => ("hosted", hosted::check(self, src, kind).await),
+        };
+        METRICS
+            .fetch_seconds
+            .observe(started.elapsed().as_secs_f64());
+        let outcome = result.as_ref().map_or_else(|e| e.code.as_str(), |_| "ok");
+        METRICS
+            .assets
+            .get_or_create(&labels(&[("path", path), ("outcome", outcome)]))
+            .inc();
+        result
     }
 }
 

@@ -121,3 +121,73 @@ async fn worker_without_a_store_refuses_to_start() {
     assert_eq!(err.lines().count(), 1, "one line: {err}");
     assert!(err.contains("REHOST_STORE_DIR"), "{err}");
 }
+
+#[tokio::test]
+async fn loadtest_reports_every_job_and_no_losses() {
+    if !broker_or_skip("loadtest_reports_every_job_and_no_losses") {
+        return;
+    }
+    let b = Bench::new(&[]).await;
+    let report = tempfile::tempdir().expect("tempdir");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_rehost"));
+    cmd.args([
+        "loadtest",
+        "--jobs",
+        "6",
+        "--images",
+        "3",
+        "--videos",
+        "1",
+        "--video-mib",
+        "2",
+        "--hosted-ratio",
+        "0.5",
+    ])
+    .args([
+        "--spawn-workers",
+        "1",
+        "--deadline-secs",
+        "60",
+        "--json",
+        "--report",
+    ])
+    .arg(report.path())
+    .arg("--media")
+    .arg(fixtures())
+    .env_clear()
+    .env("PATH", std::env::var("PATH").unwrap_or_default());
+    for (k, v) in &b.settings {
+        cmd.env(k, v);
+    }
+    let out = tokio::task::spawn_blocking(move || cmd.output())
+        .await
+        .expect("join")
+        .expect("run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+    assert_eq!(summary["jobs"], 7);
+    assert_eq!(summary["ready"], 7, "{summary}");
+    assert_eq!(summary["lost"], 0);
+    for key in [
+        "jobs_per_sec",
+        "images_per_sec",
+        "p50_ms",
+        "p95_ms",
+        "p99_ms",
+        "failed",
+    ] {
+        assert!(summary.get(key).is_some(), "{key} missing");
+    }
+    for file in ["summary.json", "throughput.svg", "latency.svg"] {
+        let text = std::fs::read_to_string(report.path().join(file)).expect(file);
+        assert!(!text.is_empty());
+        if file.ends_with(".svg") {
+            assert!(text.contains("<svg"), "{file}");
+        }
+    }
+    b.cleanup().await;
+}

@@ -1,0 +1,257 @@
+//! `rehost loadtest`: publish a mix of fixture jobs to running workers (or
+//! workers it spawns), collect every result by `job_id`, and report
+//! throughput, latency and losses.
+//!
+//! - [`origin`](crate::origin) serves `fixtures/media` on loopback with
+//!   distinct bytes per request path (dedup cannot short-circuit the run),
+//!   optional latency and bandwidth shaping;
+//! - [`procs`]: spawned workers, and their peak memory and CPU from `/proc`;
+//! - [`report`]: the summary, its JSON and the SVG charts.
+
+mod procs;
+pub mod report;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use lapin::BasicProperties;
+use lapin::options::{
+    BasicConsumeOptions, BasicPublishOptions, ConfirmSelectOptions, QueueBindOptions,
+    QueueDeclareOptions,
+};
+use lapin::types::FieldTable;
+use serde_json::json;
+
+use crate::broker::{self, Names, headers::short, topology};
+use crate::config::Config;
+use crate::origin::{Origin, OriginConfig};
+use crate::result::{ResultMessage, Status};
+use report::{JobRecord, Summary};
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub jobs: usize,
+    pub images: usize,
+    pub videos: usize,
+    pub video_mib: u64,
+    pub hosted_ratio: f64,
+    /// Jobs per second; 0 publishes as fast as possible.
+    pub rate: f64,
+    pub origin_latency_ms: u64,
+    pub origin_mbps: Option<f64>,
+    pub spawn_workers: usize,
+    pub deadline: Duration,
+    pub json: bool,
+    pub report: Option<PathBuf>,
+    pub media: PathBuf,
+}
+
+/// One job of the mix.
+struct Planned {
+    id: String,
+    body: Vec<u8>,
+    images: usize,
+}
+
+fn plan(opts: &Options, origin: &Origin, run: &str) -> Vec<Planned> {
+    let pictures = ["photo.jpg", "portrait.jpg"];
+    let hosted_every = if opts.hosted_ratio > 0.0 {
+        (1.0 / opts.hosted_ratio).round().max(1.0) as usize
+    } else {
+        0
+    };
+    let mut out = Vec::new();
+    for j in 0..opts.jobs {
+        let hosted = hosted_every > 0 && j % hosted_every == 0;
+        let urls: Vec<String> = (0..opts.images)
+            .map(|i| {
+                origin.url(&format!(
+                    "{}?lt={run}-{j}-{i}",
+                    pictures[(j + i) % pictures.len()]
+                ))
+            })
+            .collect();
+        let id = format!("lt-{run}-{j}");
+        out.push(Planned {
+            body: job_body(&id, hosted, json!({"type": "slideshow", "urls": urls})),
+            id,
+            images: opts.images,
+        });
+    }
+    for v in 0..opts.videos {
+        let id = format!("lt-{run}-v{v}");
+        let url = origin.url(&format!(
+            "gen/{id}.mp4?mib={}&seed={}",
+            opts.video_mib,
+            v + 1
+        ));
+        out.push(Planned {
+            body: job_body(&id, false, json!({"type": "video", "url": url})),
+            id,
+            images: 0,
+        });
+    }
+    out
+}
+
+fn job_body(id: &str, hosted: bool, media: serde_json::Value) -> Vec<u8> {
+    let kind = if hosted { "hosted" } else { "byo" };
+    serde_json::to_vec(&json!({
+        "job_id": id,
+        "post_id": format!("post-{id}"),
+        "workspace_id": "ws_loadtest",
+        "accounts": [{"id": "lt", "platform": "tiktok", "type": kind}],
+        "media": media,
+    }))
+    .unwrap_or_default()
+}
+
+/// Runs the load test; returns whether no job was lost.
+///
+/// # Errors
+/// Start-up failures (origin, broker, spawned workers).
+pub async fn run(config: &Config, opts: &Options) -> anyhow::Result<bool> {
+    let origin = Origin::start(
+        OriginConfig {
+            root: opts.media.clone(),
+            unique: true,
+            latency: Duration::from_millis(opts.origin_latency_ms),
+            bytes_per_sec: opts.origin_mbps.map(|m| (m * 1_000_000.0 / 8.0) as u64),
+        },
+        "127.0.0.1:0".parse()?,
+    )
+    .await?;
+    let names = Names::from_config(config);
+    let conn = broker::connect(&config.broker.amqp_url).await?;
+    topology::ensure(&conn, &names).await?;
+    let mut workers = procs::Workers::spawn(opts.spawn_workers).await?;
+    if opts.spawn_workers == 0 {
+        eprintln!(
+            "loadtest: publishing to {:?}; running workers must allow the loopback origin (REHOST_ALLOW_PRIVATE_NETWORKS=127.0.0.1/32)",
+            names.queue
+        );
+    }
+
+    let channel = conn.create_channel().await?;
+    channel
+        .confirm_select(ConfirmSelectOptions::default())
+        .await?;
+    let results_q = channel
+        .queue_declare(
+            short(""),
+            QueueDeclareOptions {
+                exclusive: true,
+                auto_delete: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
+        .await?;
+    channel
+        .queue_bind(
+            results_q.name().clone(),
+            short(&names.results_exchange),
+            short("#"),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
+    let mut results = channel
+        .basic_consume(
+            results_q.name().clone(),
+            short("loadtest"),
+            BasicConsumeOptions {
+                no_ack: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
+        .await?;
+
+    let run_id = uuid::Uuid::new_v4().simple().to_string()[..8].to_string();
+    let planned = plan(opts, &origin, &run_id);
+    let progress = report::progress(planned.len());
+    let mut records: HashMap<String, JobRecord> = HashMap::new();
+    let started = Instant::now();
+    let publish_channel = Arc::new(channel);
+    // Publish on a task of its own, paced; results are read meanwhile.
+    let (sent_tx, mut sent_rx) = tokio::sync::mpsc::unbounded_channel::<(String, usize, Instant)>();
+    let publisher = {
+        let ch = publish_channel.clone();
+        let exchange = names.exchange.clone();
+        let routing_key = names.routing_key.clone();
+        let rate = opts.rate;
+        tokio::spawn(async move {
+            for (n, p) in planned.into_iter().enumerate() {
+                if rate > 0.0 {
+                    let due = started + Duration::from_secs_f64(n as f64 / rate);
+                    tokio::time::sleep_until(due.into()).await;
+                }
+                let props = BasicProperties::default()
+                    .with_delivery_mode(2)
+                    .with_message_id(short(&p.id));
+                let confirm = ch
+                    .basic_publish(
+                        short(&exchange),
+                        short(&routing_key),
+                        BasicPublishOptions::default(),
+                        &p.body,
+                        props,
+                    )
+                    .await?;
+                confirm.await?;
+                let _ = sent_tx.send((p.id, p.images, Instant::now()));
+            }
+            anyhow::Ok(())
+        })
+    };
+    let total = opts.jobs + opts.videos;
+    let deadline = started + opts.deadline;
+    let mut done = 0usize;
+    while done < total && Instant::now() < deadline {
+        tokio::select! {
+            Some((id, images, at)) = sent_rx.recv() => {
+                records.entry(id).or_default().sent(images, at);
+            }
+            next = tokio::time::timeout_at(deadline.into(), results.next()) => {
+                let Ok(Some(Ok(d))) = next else { break };
+                let Ok(r) = serde_json::from_slice::<ResultMessage>(&d.data) else { continue };
+                let rec = records.entry(r.job_id.clone()).or_default();
+                if r.status != Status::Retry && rec.finish(&r, Instant::now()) {
+                    done += 1;
+                    progress.inc(1);
+                }
+            }
+        }
+    }
+    progress.finish_and_clear();
+    let elapsed = started.elapsed();
+    publisher.abort();
+    while let Ok((id, images, at)) = sent_rx.try_recv() {
+        records.entry(id).or_default().sent(images, at);
+    }
+    let usage = workers.stop().await;
+    let summary = Summary::build(
+        &records,
+        total,
+        elapsed,
+        started,
+        usage,
+        origin.stats.bytes_sent(),
+    );
+    if opts.json {
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+    } else {
+        println!("{}", summary.text());
+    }
+    if let Some(dir) = &opts.report {
+        report::write(dir, &summary)?;
+        eprintln!("loadtest: report written to {}", dir.display());
+    }
+    let _ = conn.close(200, short("done")).await;
+    Ok(summary.lost == 0)
+}
