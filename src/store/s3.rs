@@ -526,6 +526,10 @@ impl S3Upload {
     pub(super) async fn write(&mut self, mut chunk: Bytes) -> Result<(), StoreError> {
         self.total += chunk.len() as u64;
         while !chunk.is_empty() {
+            if self.buf.capacity() == 0 {
+                // One allocation per part, not a doubling series of them.
+                self.buf.reserve(self.part_size);
+            }
             let room = self.part_size - self.buf.len();
             let take = room.min(chunk.len());
             self.buf.extend_from_slice(&chunk.split_to(take));

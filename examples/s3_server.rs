@@ -1,0 +1,46 @@
+//! A standalone S3 server for benchmarks and local runs: `s3s-fs` over a
+//! directory, with signature checks, on its own process.
+//!
+//! ```sh
+//! cargo run --release --example s3_server -- --root /tmp/s3 --addr 127.0.0.1:9000 \
+//!     --access-key rehost --secret-key rehost-secret --bucket media
+//! ```
+
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use s3s::auth::SimpleAuth;
+use s3s::service::S3ServiceBuilder;
+
+fn arg(args: &[String], name: &str, default: &str) -> String {
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .cloned()
+        .unwrap_or_else(|| default.to_string())
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args: Vec<String> = std::env::args().collect();
+    let root = std::path::PathBuf::from(arg(&args, "--root", "/tmp/rehost-s3"));
+    let addr = arg(&args, "--addr", "127.0.0.1:9000");
+    let bucket = arg(&args, "--bucket", "media");
+    std::fs::create_dir_all(root.join(&bucket))?;
+    let fs = s3s_fs::FileSystem::new(&root).map_err(|e| format!("{e:?}"))?;
+    let mut builder = S3ServiceBuilder::new(fs);
+    builder.set_auth(SimpleAuth::from_single(
+        arg(&args, "--access-key", "rehost"),
+        arg(&args, "--secret-key", "rehost-secret"),
+    ));
+    let service = builder.build();
+    let listener = tokio::net::TcpListener::bind(&addr).await?;
+    eprintln!("s3 server: http://{} serving {} (bucket {bucket})", listener.local_addr()?, root.display());
+    loop {
+        let (sock, _) = listener.accept().await?;
+        let service = service.clone();
+        tokio::spawn(async move {
+            let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                .serve_connection(TokioIo::new(sock), service)
+                .await;
+        });
+    }
+}
