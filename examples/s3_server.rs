@@ -33,7 +33,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     ));
     let service = builder.build();
     let listener = tokio::net::TcpListener::bind(&addr).await?;
-    eprintln!("s3 server: http://{} serving {} (bucket {bucket})", listener.local_addr()?, root.display());
+    eprintln!(
+        "s3 server: http://{} serving {} (bucket {bucket})",
+        listener.local_addr()?,
+        root.display()
+    );
     loop {
         let (sock, _) = listener.accept().await?;
         let service = service.clone();

@@ -4,7 +4,7 @@
 //! | name | kind |
 //! | --- | --- |
 //! | `{exchange}` | topic exchange, durable |
-//! | `{queue}` | quorum queue, `x-delivery-limit` 5, dead-lettering to `{queue}.dead`, bound with `{routing_key}` |
+//! | `{queue}` | quorum queue, `x-delivery-limit` 5, at-least-once dead-lettering to `{queue}.dead`, bound with `{routing_key}` |
 //! | `{queue}.retry.{delay}` | durable, `x-message-ttl`, dead-letters back to `{queue}` |
 //! | `{queue}.dead` | durable parking lot |
 //! | `{results_exchange}` | topic exchange, durable |
@@ -57,6 +57,9 @@ fn items(n: &Names) -> Vec<Item<'_>> {
                 ("x-delivery-limit", int(DELIVERY_LIMIT)),
                 ("x-dead-letter-exchange", text("")),
                 ("x-dead-letter-routing-key", text(&n.dead)),
+                // Parked messages are never dropped on the way to `.dead`.
+                ("x-dead-letter-strategy", text("at-least-once")),
+                ("x-overflow", text("reject-publish")),
             ]),
         ),
         Item::Bind(&n.queue, &n.exchange, &n.routing_key),

@@ -22,6 +22,10 @@ use crate::result::{ResultMessage, Status};
 const STORE_RERUNS: u32 = 3;
 /// Longest a job waits for the store to recover before its try fails.
 const STORE_HOLD: Duration = Duration::from_secs(600);
+/// How long one delivery may stay unacked: below RabbitMQ's default
+/// `consumer_timeout` of 30 minutes, after which the broker closes the
+/// channel (and with it every job in flight on it).
+pub(super) const DELIVERY_BUDGET: Duration = Duration::from_secs(25 * 60);
 
 pub(super) async fn handle(ctx: Arc<Ctx>, delivery: Delivery, _permit: OwnedSemaphorePermit) {
     METRICS.in_flight.inc();
@@ -36,6 +40,7 @@ pub(super) async fn handle(ctx: Arc<Ctx>, delivery: Delivery, _permit: OwnedSema
 }
 
 async fn process(ctx: &Ctx, delivery: &Delivery) {
+    let received = tokio::time::Instant::now();
     let props = &delivery.properties;
     let attempt = headers::attempt(props.headers().as_ref());
     let message_id = props.message_id().as_ref().map(|m| m.as_str().to_string());
@@ -47,7 +52,9 @@ async fn process(ctx: &Ctx, delivery: &Delivery) {
             .await;
         let store_failed = matches!(&p, Processed::Result { result, .. }
             if result.error.as_ref().is_some_and(|e| e.code == ErrorCode::StorageUnavailable));
-        if store_failed && reruns < STORE_RERUNS && hold_for_store(ctx).await {
+        // Hold only while a rerun still fits in the delivery's budget.
+        let hold_until = (received + DELIVERY_BUDGET).checked_sub(ctx.pipeline.job_timeout);
+        if store_failed && reruns < STORE_RERUNS && hold_for_store(ctx, hold_until).await {
             reruns += 1;
             tracing::info!(
                 reruns,
@@ -141,8 +148,12 @@ async fn move_to_retry(
 }
 
 /// Waits for the store to answer again; `false` when it did not within the
-/// hold limit (or the worker is stopping).
-async fn hold_for_store(ctx: &Ctx) -> bool {
+/// hold limit and `until` (or the worker is stopping).
+async fn hold_for_store(ctx: &Ctx, until: Option<tokio::time::Instant>) -> bool {
+    let now = tokio::time::Instant::now();
+    let Some(until) = until.filter(|u| *u > now).map(|u| u.min(now + STORE_HOLD)) else {
+        return false;
+    };
     ctx.health.set_store(false);
     METRICS.held.inc();
     tracing::warn!(
@@ -150,7 +161,7 @@ async fn hold_for_store(ctx: &Ctx) -> bool {
     );
     let recovered = tokio::select! {
         () = ctx.health.wait_store() => true,
-        () = tokio::time::sleep(STORE_HOLD) => false,
+        () = tokio::time::sleep_until(until) => false,
         () = ctx.cancel.cancelled() => false,
     };
     METRICS.held.dec();

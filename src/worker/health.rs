@@ -57,6 +57,11 @@ impl Health {
         *self.store_ok.borrow()
     }
 
+    /// Whether intake is open (store and publishing work).
+    pub fn open(&self) -> bool {
+        *self.store_ok.borrow() && *self.publish_ok.borrow()
+    }
+
     /// Ready to take jobs, or why not.
     ///
     /// # Errors

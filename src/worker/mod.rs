@@ -32,6 +32,10 @@ use crate::pipeline::Pipeline;
 use crate::store::Store;
 use health::Health;
 
+/// How long intake may stay paused with deliveries prefetched before they
+/// are handed back (below the broker's 30-minute consumer timeout).
+const PAUSE_LIMIT: Duration = Duration::from_secs(20 * 60);
+
 /// What every delivery task shares.
 struct Ctx {
     pipeline: Pipeline,
@@ -136,7 +140,7 @@ pub async fn run(
     store.wait_cleanups(Duration::from_secs(5)).await;
     let last = publisher_tx.borrow().clone();
     if let Some(p) = last {
-        p.close().await;
+        let _ = tokio::time::timeout(Duration::from_secs(2), p.close()).await;
     }
     prober.abort();
     http_task.abort();
@@ -217,6 +221,12 @@ async fn consume(
     channel
         .basic_qos(config.concurrency, BasicQosOptions { global: false })
         .await?;
+    // While a dependency is failing, take no deliveries at all (they would
+    // sit unacked, ageing towards the broker's consumer timeout).
+    tokio::select! {
+        () = stop.cancelled() => return Ok(channel),
+        () = ctx.health.wait_open() => {}
+    }
     let tag = format!("rehost-{}", uuid::Uuid::new_v4().simple());
     let mut consumer = channel
         .basic_consume(
@@ -227,7 +237,21 @@ async fn consume(
         )
         .await?;
     let mut depth_tick = tokio::time::interval(Duration::from_secs(15));
+    let mut paused_since: Option<tokio::time::Instant> = None;
     loop {
+        paused_since = match (ctx.health.open(), paused_since) {
+            (true, _) => None,
+            (false, None) => Some(tokio::time::Instant::now()),
+            (false, since) => since,
+        };
+        // Paused too long: hand the prefetched deliveries back to the queue
+        // (the reconnect waits for the dependency before consuming again).
+        let give_back = async {
+            match paused_since {
+                Some(since) => tokio::time::sleep_until(since + PAUSE_LIMIT).await,
+                None => std::future::pending().await,
+            }
+        };
         // Intake pauses while the store or publishing is failing.
         let ready = async {
             ctx.health.wait_open().await;
@@ -242,6 +266,7 @@ async fn consume(
                 continue;
             }
             p = ready => p?,
+            () = give_back => anyhow::bail!("intake paused for {} minutes; returning prefetched jobs to the queue", PAUSE_LIMIT.as_secs() / 60),
         };
         let next = tokio::select! {
             () = stop.cancelled() => break,
