@@ -1,10 +1,12 @@
-//! At most `REHOST_PER_HOST_CONNECTIONS` requests to one origin host at once.
+//! At most `REHOST_PER_HOST_CONNECTIONS` connections to one origin host at once.
 //!
-//! A request holds its host's permit until its body is read or dropped. With
-//! HTTP/1.1 (what origins speak to us most) one request is one connection, so
-//! this caps connections; with HTTP/2 it caps streams, which is stricter.
+//! Over HTTP/1.1 one request in flight is one connection, so a request holds
+//! one of its host's places until its body is read or dropped. Once a host is
+//! seen to answer over HTTP/2, its requests share one multiplexed connection
+//! and no longer take places (the cap is on connections, not requests).
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -12,7 +14,14 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 #[derive(Debug)]
 pub(super) struct HostLimiter {
     per_host: usize,
-    hosts: Mutex<HashMap<String, Arc<Semaphore>>>,
+    hosts: Mutex<HashMap<String, Arc<HostState>>>,
+}
+
+#[derive(Debug)]
+struct HostState {
+    places: Arc<Semaphore>,
+    /// The host answered over HTTP/2: one connection carries every request.
+    multiplexed: AtomicBool,
 }
 
 /// A held place for one request to a host; dropping it frees the place and,
@@ -21,8 +30,9 @@ pub(super) struct HostLimiter {
 #[derive(Debug)]
 pub(super) struct HostPermit {
     host: String,
+    state: Option<Arc<HostState>>,
     limiter: Arc<HostLimiter>,
-    permit: Option<OwnedSemaphorePermit>,
+    place: Option<OwnedSemaphorePermit>,
 }
 
 impl HostLimiter {
@@ -34,19 +44,29 @@ impl HostLimiter {
     }
 
     pub(super) async fn acquire(self: &Arc<Self>, host: &str) -> HostPermit {
-        let sem = {
+        let state = {
             let mut hosts = self.hosts.lock().unwrap_or_else(|p| p.into_inner());
             hosts
                 .entry(host.to_string())
-                .or_insert_with(|| Arc::new(Semaphore::new(self.per_host)))
+                .or_insert_with(|| {
+                    Arc::new(HostState {
+                        places: Arc::new(Semaphore::new(self.per_host)),
+                        multiplexed: AtomicBool::new(false),
+                    })
+                })
                 .clone()
         };
-        // The semaphore is never closed, so acquiring cannot fail.
-        let permit = sem.acquire_owned().await.ok();
+        let place = if state.multiplexed.load(Ordering::Relaxed) {
+            None
+        } else {
+            // The semaphore is never closed, so acquiring cannot fail.
+            state.places.clone().acquire_owned().await.ok()
+        };
         HostPermit {
             host: host.to_string(),
+            state: Some(state),
             limiter: self.clone(),
-            permit,
+            place,
         }
     }
 
@@ -57,13 +77,25 @@ impl HostLimiter {
     }
 }
 
+impl HostPermit {
+    /// The host answered over HTTP/2: release this request's place, and let
+    /// later requests to the host skip the queue.
+    pub(super) fn multiplexed(&mut self) {
+        if let Some(state) = &self.state {
+            state.multiplexed.store(true, Ordering::Relaxed);
+        }
+        self.place = None;
+    }
+}
+
 impl Drop for HostPermit {
     fn drop(&mut self) {
-        drop(self.permit.take());
+        drop(self.place.take());
+        drop(self.state.take());
         let mut hosts = self.limiter.hosts.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(sem) = hosts.get(&self.host)
-            && Arc::strong_count(sem) == 1
-            && sem.available_permits() == self.limiter.per_host
+        if hosts
+            .get(&self.host)
+            .is_some_and(|s| Arc::strong_count(s) == 1)
         {
             hosts.remove(&self.host);
         }
@@ -72,6 +104,8 @@ impl Drop for HostPermit {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     #[tokio::test]
@@ -79,15 +113,27 @@ mod tests {
         let limiter = HostLimiter::new(2);
         let a1 = limiter.acquire("a").await;
         let _a2 = limiter.acquire("a").await;
-        let third =
-            tokio::time::timeout(std::time::Duration::from_millis(50), limiter.acquire("a")).await;
+        let third = tokio::time::timeout(Duration::from_millis(50), limiter.acquire("a")).await;
         assert!(third.is_err(), "a third request to the same host must wait");
-        let _b = limiter.acquire("b").await;
+        let b = limiter.acquire("b").await;
         drop(a1);
-        let _a3 = tokio::time::timeout(std::time::Duration::from_secs(5), limiter.acquire("a"))
+        let _a3 = tokio::time::timeout(Duration::from_secs(5), limiter.acquire("a"))
             .await
             .expect("a place was freed");
-        drop(_b);
+        drop(b);
         assert_eq!(limiter.tracked(), 1);
+    }
+
+    #[tokio::test]
+    async fn http2_hosts_are_not_queued() {
+        let limiter = HostLimiter::new(1);
+        let mut first = limiter.acquire("h2").await;
+        first.multiplexed();
+        let more: Vec<_> =
+            futures_util::future::join_all((0..10).map(|_| limiter.acquire("h2"))).await;
+        assert_eq!(more.len(), 10);
+        drop(more);
+        drop(first);
+        assert_eq!(limiter.tracked(), 0);
     }
 }

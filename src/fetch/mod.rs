@@ -201,7 +201,7 @@ impl Fetcher {
         if let Some(ip) = url.host().as_ref().and_then(literal_ip) {
             self.guard.check(ip).map_err(forbidden)?;
         }
-        let permit = self.hosts.acquire(&host).await;
+        let mut permit = self.hosts.acquire(&host).await;
         let started = Instant::now();
         let mut req = self.client.get(url.clone());
         if let Some(r) = range {
@@ -223,6 +223,9 @@ impl Fetcher {
         };
         if let Some(addr) = response.remote_addr() {
             self.guard.check(addr.ip()).map_err(forbidden)?;
+        }
+        if response.version() == reqwest::Version::HTTP_2 {
+            permit.multiplexed();
         }
         let status = response.status().as_u16();
         if (300..400).contains(&status) {

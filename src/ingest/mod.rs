@@ -24,8 +24,10 @@ use crate::metrics::{METRICS, labels};
 use crate::result::{AssetOut, MediaOut, Outcome};
 use crate::store::Store;
 
-/// Assets of one job fetched at once. The per-host cap applies on top.
-pub const ASSET_CONCURRENCY: usize = 16;
+/// Assets of one job fetched at once: all of a slideshow's, so their
+/// latencies overlap. The per-host connection cap and the image buffer
+/// budget bound what this means for origins and memory.
+pub const ASSET_CONCURRENCY: usize = crate::job::MAX_SLIDESHOW_URLS;
 
 /// Bytes of image bodies held in memory at once, across all jobs. A fetch
 /// reserves its declared size (or the image limit when undeclared) before it
