@@ -73,6 +73,9 @@ pub struct OriginStats {
     pub requests: AtomicU64,
     /// Body bytes handed to connections.
     pub bytes_sent: AtomicU64,
+    /// Connections open now, and the most open at once.
+    pub connections: AtomicU64,
+    pub connections_peak: AtomicU64,
     /// Requests per URL (path and query).
     per_url: Mutex<HashMap<String, u64>>,
 }
@@ -84,6 +87,11 @@ impl OriginStats {
 
     pub fn bytes_sent(&self) -> u64 {
         self.bytes_sent.load(Ordering::Relaxed)
+    }
+
+    /// The most connections that were open at once.
+    pub fn connections_peak(&self) -> u64 {
+        self.connections_peak.load(Ordering::Relaxed)
     }
 
     fn count(&self, url: &str) -> u64 {
@@ -127,6 +135,9 @@ impl Origin {
                     continue;
                 };
                 let state = state.clone();
+                let stats = state.stats.clone();
+                let open = stats.connections.fetch_add(1, Ordering::SeqCst) + 1;
+                stats.connections_peak.fetch_max(open, Ordering::SeqCst);
                 tokio::spawn(async move {
                     let svc = hyper::service::service_fn(move |req| {
                         let state = state.clone();
@@ -135,6 +146,7 @@ impl Origin {
                     let _ = hyper::server::conn::http1::Builder::new()
                         .serve_connection(TokioIo::new(sock), svc)
                         .await;
+                    stats.connections.fetch_sub(1, Ordering::SeqCst);
                 });
             }
         });

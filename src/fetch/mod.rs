@@ -172,6 +172,7 @@ impl Fetcher {
             .connect_timeout(cfg.connect_timeout)
             .read_timeout(cfg.stall_timeout)
             .pool_idle_timeout(Duration::from_secs(30))
+            .pool_max_idle_per_host(cfg.per_host_connections)
             .dns_resolver(GuardedResolver {
                 guard: guard.clone(),
                 lookup: cfg.lookup.clone(),

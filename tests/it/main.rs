@@ -7,5 +7,6 @@ mod byo;
 mod codes;
 mod guard;
 mod hosted;
+mod hostile;
 mod s3;
 mod s3_server;
