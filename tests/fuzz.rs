@@ -25,7 +25,10 @@ fn corpus() -> &'static Vec<(String, Vec<u8>)> {
         let mut out = Vec::new();
         for dir in ["fixtures/media", "fixtures/jobs"] {
             let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(dir);
-            let mut entries: Vec<_> = std::fs::read_dir(&path).expect("fixtures").flatten().collect();
+            let mut entries: Vec<_> = std::fs::read_dir(&path)
+                .expect("fixtures")
+                .flatten()
+                .collect();
             entries.sort_by_key(|e| e.file_name());
             for e in entries {
                 let name = e.file_name().to_string_lossy().into_owned();
@@ -55,9 +58,22 @@ fn mutation() -> impl Strategy<Value = Mutation> {
     prop_oneof![
         (any::<usize>(), any::<u8>()).prop_map(|(i, b)| Mutation::Flip(i, b)),
         any::<usize>().prop_map(Mutation::Truncate),
-        (any::<usize>(), prop::collection::vec(any::<u8>(), 1..64)).prop_map(|(i, v)| Mutation::Insert(i, v)),
-        (any::<usize>(), prop::collection::vec(any::<u8>(), 1..16)).prop_map(|(i, v)| Mutation::Overwrite(i, v)),
-        (any::<usize>(), prop_oneof![Just(0u32), Just(1), Just(7), Just(8), Just(u32::MAX), Just(0x7FFF_FFFF), any::<u32>()])
+        (any::<usize>(), prop::collection::vec(any::<u8>(), 1..64))
+            .prop_map(|(i, v)| Mutation::Insert(i, v)),
+        (any::<usize>(), prop::collection::vec(any::<u8>(), 1..16))
+            .prop_map(|(i, v)| Mutation::Overwrite(i, v)),
+        (
+            any::<usize>(),
+            prop_oneof![
+                Just(0u32),
+                Just(1),
+                Just(7),
+                Just(8),
+                Just(u32::MAX),
+                Just(0x7FFF_FFFF),
+                any::<u32>()
+            ]
+        )
             .prop_map(|(i, n)| Mutation::Size(i, n)),
     ]
 }

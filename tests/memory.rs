@@ -43,7 +43,11 @@ static ALLOC: Counting = Counting;
 /// The tests here measure the process's heap: one at a time.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-fn pipeline_for(dir: &std::path::Path, settings: &[(&'static str, &str)], fetch: FetchConfig) -> impl std::future::Future<Output = Pipeline> {
+fn pipeline_for(
+    dir: &std::path::Path,
+    settings: &[(&'static str, &str)],
+    fetch: FetchConfig,
+) -> impl std::future::Future<Output = Pipeline> {
     let config = Config::load(&Raw::from_pairs(settings)).expect("settings");
     let store_cfg = StoreConfig::Dir {
         root: dir.to_path_buf(),
@@ -52,7 +56,11 @@ fn pipeline_for(dir: &std::path::Path, settings: &[(&'static str, &str)], fetch:
     async move {
         let store = Store::open(&store_cfg, &config).await.expect("store");
         Pipeline {
-            ingestor: Ingestor::new(Fetcher::new(fetch).expect("fetcher"), Some(store), config.limits),
+            ingestor: Ingestor::new(
+                Fetcher::new(fetch).expect("fetcher"),
+                Some(store),
+                config.limits,
+            ),
             job_timeout: config.job_timeout,
             max_attempts: config.max_attempts,
         }
@@ -63,9 +71,12 @@ fn pipeline_for(dir: &std::path::Path, settings: &[(&'static str, &str)], fetch:
 async fn attacks_beside_a_normal_job_stay_within_a_bounded_heap() {
     let _serial = SERIAL.lock().await;
     let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/media");
-    let origin = Origin::start(OriginConfig::new(&fixtures), "127.0.0.1:0".parse().expect("addr"))
-        .await
-        .expect("origin");
+    let origin = Origin::start(
+        OriginConfig::new(&fixtures),
+        "127.0.0.1:0".parse().expect("addr"),
+    )
+    .await
+    .expect("origin");
     let dir = tempfile::tempdir().expect("tempdir");
     let fetch = FetchConfig {
         allow: AllowList::parse("127.0.0.1/32").expect("allow"),
@@ -92,21 +103,32 @@ async fn attacks_beside_a_normal_job_stay_within_a_bounded_heap() {
     .iter()
     .map(|a| job((0..8).map(|i| origin.url(&format!("{a}&n={i}"))).collect()))
     .collect();
-    let normal = job(vec![origin.url("photo.jpg?normal=1"), origin.url("graphic.png?normal=1")]);
+    let normal = job(vec![
+        origin.url("photo.jpg?normal=1"),
+        origin.url("graphic.png?normal=1"),
+    ]);
     let baseline = LIVE.load(Ordering::Relaxed);
     PEAK.store(baseline, Ordering::Relaxed);
-    let attack_runs = futures_util::future::join_all(attacks.iter().map(|b| pipeline.process(b, None, 1)));
+    let attack_runs =
+        futures_util::future::join_all(attacks.iter().map(|b| pipeline.process(b, None, 1)));
     let (attacked, normal) = tokio::join!(attack_runs, pipeline.process(&normal, None, 1));
     let peak = PEAK.load(Ordering::Relaxed) - baseline;
-    let Processed::Result { result, .. } = normal else { panic!("not a job") };
+    let Processed::Result { result, .. } = normal else {
+        panic!("not a job")
+    };
     assert_eq!(result.status, Status::Ready, "{:?}", result.error);
     for p in attacked {
-        let Processed::Result { result, .. } = p else { panic!("not a job") };
+        let Processed::Result { result, .. } = p else {
+            panic!("not a job")
+        };
         assert_ne!(result.status, Status::Ready);
     }
     eprintln!("peak heap growth under attack: {} KiB", peak / 1024);
     // 8 endless bodies of at most 5 MiB each is the worst buffer here.
-    assert!(peak < 64 * 1024 * 1024, "heap grew by {peak} bytes under attack");
+    assert!(
+        peak < 64 * 1024 * 1024,
+        "heap grew by {peak} bytes under attack"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

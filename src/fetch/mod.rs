@@ -274,6 +274,11 @@ impl Fetcher {
 }
 
 impl Body {
+    /// The most bytes this body may have.
+    pub fn max_bytes(&self) -> u64 {
+        self.max_bytes
+    }
+
     /// Bytes read so far.
     pub fn received(&self) -> u64 {
         self.received

@@ -34,11 +34,23 @@ pub(super) async fn fill(
 ) -> Result<bool, JobError> {
     while buf.len() < want {
         match body.chunk().await? {
-            Some(c) => buf.extend_from_slice(&c),
+            Some(c) => append(buf, &c, body.max_bytes()),
             None => return Ok(true),
         }
     }
     Ok(false)
+}
+
+/// Appends a chunk, growing the buffer by doubling but never past the body's
+/// byte limit (plain doubling could reserve nearly twice the limit).
+pub(super) fn append(buf: &mut Vec<u8>, chunk: &[u8], limit: u64) {
+    let need = buf.len() + chunk.len();
+    if need > buf.capacity() {
+        let cap = usize::try_from(limit).unwrap_or(usize::MAX).max(need);
+        let target = buf.capacity().saturating_mul(2).max(need).min(cap);
+        buf.reserve_exact(target - buf.len());
+    }
+    buf.extend_from_slice(chunk);
 }
 
 /// The sniffed format, checked against the job's kind: images in a

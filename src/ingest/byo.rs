@@ -6,7 +6,9 @@
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
 
-use super::asset::{PREFIX_BYTES, fill, format_for, image_dims, max_bytes, truncated_header};
+use super::asset::{
+    PREFIX_BYTES, append, fill, format_for, image_dims, max_bytes, truncated_header,
+};
 use super::{AssetResult, Ingestor};
 use crate::error::{self, JobError};
 use crate::fetch::Body;
@@ -75,7 +77,7 @@ async fn image(
     };
     if !eof {
         while let Some(chunk) = body.chunk().await? {
-            buf.extend_from_slice(&chunk);
+            append(&mut buf, &chunk, body.max_bytes());
         }
     }
     image::check_complete(format, &buf).map_err(error::corrupt_media)?;
