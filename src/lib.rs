@@ -18,9 +18,13 @@
 //! | [`store`] | the directory and S3 stores, content-addressed keys |
 //! | [`result`] | the result message |
 //!
-//! Around them: [`config`] (settings), [`cli`] and [`commands`] (the binary),
-//! [`origin`] (a loopback media origin with fault modes for demos and tests),
-//! [`telemetry`] and [`shutdown`].
+//! The worker around it: [`worker`] (connection, intake, one delivery to its
+//! ack, health), [`broker`] (topology, confirmed publishing, headers, replays),
+//! [`http`] and [`metrics`].
+//!
+//! And: [`config`] (settings), [`cli`] and [`commands`] (the binary),
+//! [`loadtest`], [`origin`] (a loopback media origin with fault modes for
+//! demos, tests and load tests), [`telemetry`] and [`shutdown`].
 
 pub mod broker;
 pub mod cli;
