@@ -40,6 +40,16 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static ALLOC: Counting = Counting;
 
+async fn fixture_origin() -> Origin {
+    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/media");
+    Origin::start(
+        OriginConfig::new(&fixtures),
+        "127.0.0.1:0".parse().expect("addr"),
+    )
+    .await
+    .expect("origin")
+}
+
 /// The tests here measure the process's heap: one at a time.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
@@ -70,13 +80,7 @@ fn pipeline_for(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn attacks_beside_a_normal_job_stay_within_a_bounded_heap() {
     let _serial = SERIAL.lock().await;
-    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/media");
-    let origin = Origin::start(
-        OriginConfig::new(&fixtures),
-        "127.0.0.1:0".parse().expect("addr"),
-    )
-    .await
-    .expect("origin");
+    let origin = fixture_origin().await;
     let dir = tempfile::tempdir().expect("tempdir");
     let fetch = FetchConfig {
         allow: AllowList::parse("127.0.0.1/32").expect("allow"),
@@ -134,33 +138,13 @@ async fn attacks_beside_a_normal_job_stay_within_a_bounded_heap() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_300_mb_video_streams_through_a_small_heap() {
     let _serial = SERIAL.lock().await;
-    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/media");
-    let origin = Origin::start(
-        OriginConfig::new(&fixtures),
-        "127.0.0.1:0".parse().expect("addr"),
-    )
-    .await
-    .expect("origin");
+    let origin = fixture_origin().await;
     let dir = tempfile::tempdir().expect("tempdir");
-    let config = Config::load(&Raw::default()).expect("defaults");
-    let store_cfg = StoreConfig::Dir {
-        root: dir.path().to_path_buf(),
-        public_base: "https://media.example.net".into(),
-    };
-    let store = Store::open(&store_cfg, &config).await.expect("store");
     let fetch = FetchConfig {
         allow: AllowList::parse("127.0.0.1/32").expect("allow"),
         ..FetchConfig::default()
     };
-    let pipeline = Pipeline {
-        ingestor: Ingestor::new(
-            Fetcher::new(fetch).expect("fetcher"),
-            Some(store),
-            config.limits,
-        ),
-        job_timeout: config.job_timeout,
-        max_attempts: config.max_attempts,
-    };
+    let pipeline = pipeline_for(dir.path(), &[], fetch).await;
     let job = serde_json::json!({
         "post_id": "p", "workspace_id": "w",
         "accounts": [{"id": "a", "platform": "instagram", "type": "byo"}],

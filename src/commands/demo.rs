@@ -8,14 +8,13 @@
 
 use std::path::Path;
 
-use super::{EXIT_USAGE, pipeline, store_or_dir};
+use super::{EXIT_USAGE, open_store_or_dir, pipeline};
 use crate::config::Config;
 use crate::fetch::FetchConfig;
 use crate::fetch::guard::AllowList;
 use crate::origin::{Origin, OriginConfig};
 use crate::pipeline::Processed;
 use crate::result::Status;
-use crate::store::Store;
 
 /// The origin the fixture jobs name.
 pub const FIXTURE_ORIGIN: &str = "http://127.0.0.1:8080/";
@@ -43,19 +42,9 @@ pub async fn run(config: &Config, media: &Path, jobs: &Path) -> u8 {
             return 1;
         }
     };
-    let store_cfg = match store_or_dir(config, "rehost-data") {
+    let (store_cfg, store) = match open_store_or_dir(config).await {
         Ok(s) => s,
-        Err(e) => {
-            eprintln!("rehost: invalid setting REHOST_STORE_DIR: {e}");
-            return EXIT_USAGE;
-        }
-    };
-    let store = match Store::open(&store_cfg, config).await {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("rehost: cannot open the store: {e}");
-            return EXIT_USAGE;
-        }
+        Err(status) => return status,
     };
     let fetch = FetchConfig {
         allow: AllowList::parse("127.0.0.1/32").unwrap_or_default(),

@@ -2,13 +2,12 @@
 
 use std::io::Read;
 
-use super::{EXIT_USAGE, pipeline, store_or_dir};
+use super::{EXIT_USAGE, open_store_or_dir, pipeline};
 use crate::config::Config;
 use crate::fetch::FetchConfig;
 use crate::job::MAX_BODY_BYTES;
 use crate::pipeline::Processed;
 use crate::result::Status;
-use crate::store::Store;
 
 /// Exit status of a `retry` result (EX_TEMPFAIL).
 pub const EXIT_RETRY: u8 = 75;
@@ -21,19 +20,9 @@ pub async fn run(config: &Config, file: &str, attempt: u32) -> u8 {
             return EXIT_USAGE;
         }
     };
-    let store_cfg = match store_or_dir(config, "rehost-data") {
+    let (_, store) = match open_store_or_dir(config).await {
         Ok(s) => s,
-        Err(e) => {
-            eprintln!("rehost: invalid setting REHOST_STORE_DIR: {e}");
-            return EXIT_USAGE;
-        }
-    };
-    let store = match Store::open(&store_cfg, config).await {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("rehost: cannot open the store: {e}");
-            return EXIT_USAGE;
-        }
+        Err(status) => return status,
     };
     let pipeline = match pipeline(config, FetchConfig::from_config(config), Some(store)) {
         Ok(p) => p,

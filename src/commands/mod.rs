@@ -30,6 +30,22 @@ pub fn store_or_dir(config: &Config, dir: &str) -> Result<StoreConfig, String> {
     }
 }
 
+/// Opens the store `rehost ingest` and `rehost demo` use, or says why not
+/// (returning the exit status).
+pub async fn open_store_or_dir(config: &Config) -> Result<(StoreConfig, Store), u8> {
+    let store_cfg = store_or_dir(config, "rehost-data").map_err(|e| {
+        eprintln!("rehost: invalid setting REHOST_STORE_DIR: {e}");
+        EXIT_USAGE
+    })?;
+    match Store::open(&store_cfg, config).await {
+        Ok(store) => Ok((store_cfg, store)),
+        Err(e) => {
+            eprintln!("rehost: cannot open the store: {e}");
+            Err(EXIT_USAGE)
+        }
+    }
+}
+
 /// The pipeline for a configuration and an opened store.
 ///
 /// # Errors

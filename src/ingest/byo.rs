@@ -3,6 +3,8 @@
 //! limit and the shared buffer budget); videos stream straight into the
 //! store's upload, so memory does not grow with their size.
 
+use std::time::Instant;
+
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
 
@@ -15,6 +17,7 @@ use crate::fetch::Body;
 use crate::job::{JobKind, SourceUrl};
 use crate::media::image;
 use crate::media::video::{VideoError, VideoProbe};
+use crate::media::{Format, MediaInfo};
 use crate::metrics::METRICS;
 use crate::result::AssetOut;
 use crate::store::{Store, Upload};
@@ -84,22 +87,24 @@ async fn image(
     let sha = hex::encode(Sha256::digest(&buf));
     let key = store.keys().object(workspace, &sha, format.ext());
     let bytes = buf.len() as u64;
+    let started = Instant::now();
     let stored = store
         .put_bytes(&key, Bytes::from(buf), format.content_type())
         .await?;
-    tracing::info!(%key, bytes, stored, "image re-hosted");
-    Ok(AssetOut {
-        index: 0,
-        source_url: src.raw.clone(),
-        url: store.public_url(&key),
-        sha256: Some(sha),
-        bytes: Some(bytes),
-        content_type: format.content_type().into(),
+    let info = MediaInfo {
         width: Some(dims.width),
         height: Some(dims.height),
-        duration_ms: None,
-        codec: None,
-    })
+        ..MediaInfo::default()
+    };
+    let stored = Stored {
+        key,
+        sha,
+        bytes,
+        format,
+        started,
+        new: stored,
+    };
+    Ok(stored.asset(store, src, info))
 }
 
 async fn video(
@@ -122,22 +127,54 @@ async fn video(
         }
     };
     let key = store.keys().object(workspace, &sha, format.ext());
-    let timer = std::time::Instant::now();
+    let started = Instant::now();
     let stored = upload.finish(&key).await?;
-    record_store(timer, stored, bytes);
-    tracing::info!(%key, bytes, stored, "video re-hosted");
-    Ok(AssetOut {
-        index: 0,
-        source_url: src.raw.clone(),
-        url: store.public_url(&key),
-        sha256: Some(sha),
-        bytes: Some(bytes),
-        content_type: format.content_type().into(),
-        width: info.width,
-        height: info.height,
-        duration_ms: info.duration_ms,
-        codec: info.codec,
-    })
+    let stored = Stored {
+        key,
+        sha,
+        bytes,
+        format,
+        started,
+        new: stored,
+    };
+    Ok(stored.asset(store, src, info))
+}
+
+/// An asset written (or found already there) under its key.
+struct Stored {
+    key: String,
+    sha: String,
+    bytes: u64,
+    format: Format,
+    /// When the final store write began (for the store latency metric).
+    started: Instant,
+    /// Whether anything new was written (false: identical bytes were there).
+    new: bool,
+}
+
+impl Stored {
+    /// Records the store metrics and logs, and builds the asset's record.
+    fn asset(self, store: &Store, src: &SourceUrl, info: MediaInfo) -> AssetOut {
+        METRICS
+            .store_seconds
+            .observe(self.started.elapsed().as_secs_f64());
+        if self.new {
+            METRICS.bytes_stored.inc_by(self.bytes);
+        }
+        tracing::info!(key = %self.key, bytes = self.bytes, stored = self.new, "asset re-hosted");
+        AssetOut {
+            index: 0,
+            source_url: src.raw.clone(),
+            url: store.public_url(&self.key),
+            sha256: Some(self.sha),
+            bytes: Some(self.bytes),
+            content_type: self.format.content_type().into(),
+            width: info.width,
+            height: info.height,
+            duration_ms: info.duration_ms,
+            codec: info.codec,
+        }
+    }
 }
 
 /// Streams the body into the upload while probing and hashing it.
@@ -147,7 +184,7 @@ async fn stream(
     head: Vec<u8>,
     eof: bool,
     mut probe: VideoProbe,
-) -> Result<(String, u64, crate::media::MediaInfo), JobError> {
+) -> Result<(String, u64, MediaInfo), JobError> {
     let mut hasher = Sha256::new();
     let mut total = head.len() as u64;
     probe.feed(&head).map_err(video_error)?;
@@ -163,17 +200,6 @@ async fn stream(
     }
     let info = probe.finish().map_err(video_error)?;
     Ok((hex::encode(hasher.finalize()), total, info))
-}
-
-/// Store latency (the final write: a PUT, or completing a streamed upload)
-/// and bytes newly stored.
-fn record_store(started: std::time::Instant, stored: bool, bytes: u64) {
-    METRICS
-        .store_seconds
-        .observe(started.elapsed().as_secs_f64());
-    if stored {
-        METRICS.bytes_stored.inc_by(bytes);
-    }
 }
 
 fn video_error(e: VideoError) -> JobError {

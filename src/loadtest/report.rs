@@ -213,18 +213,16 @@ pub fn write(dir: &Path, s: &Summary) -> anyhow::Result<()> {
 }
 
 fn throughput_chart(path: &Path, s: &Summary) -> anyhow::Result<()> {
-    let secs = s
-        .finish_times_s
-        .last()
-        .copied()
-        .unwrap_or(1.0)
-        .ceil()
-        .max(1.0) as usize;
-    let mut per_sec = vec![0u32; secs + 1];
+    // Up to 60 buckets over the run, none shorter than 100 ms.
+    let end = s.finish_times_s.last().copied().unwrap_or(1.0).max(0.1);
+    let width = (end / 60.0).max(0.1);
+    let buckets = (end / width).ceil() as usize + 1;
+    let mut counts = vec![0u32; buckets];
     for t in &s.finish_times_s {
-        per_sec[(*t as usize).min(secs)] += 1;
+        counts[((t / width) as usize).min(buckets - 1)] += 1;
     }
-    let peak = per_sec.iter().copied().max().unwrap_or(1).max(1);
+    let rates: Vec<f64> = counts.iter().map(|n| f64::from(*n) / width).collect();
+    let peak = rates.iter().copied().fold(1.0, f64::max);
     let root = SVGBackend::new(path, (900, 420)).into_drawing_area();
     root.fill(&WHITE)?;
     let mut chart = ChartBuilder::on(&root)
@@ -237,15 +235,16 @@ fn throughput_chart(path: &Path, s: &Summary) -> anyhow::Result<()> {
         )
         .margin(12)
         .x_label_area_size(36)
-        .y_label_area_size(48)
-        .build_cartesian_2d(0u32..(secs as u32 + 1), 0u32..(peak + peak / 5 + 1))?;
+        .y_label_area_size(56)
+        .build_cartesian_2d(0f64..buckets as f64 * width, 0f64..peak * 1.2)?;
     chart
         .configure_mesh()
         .x_desc("seconds since start")
         .y_desc("jobs / s")
         .draw()?;
-    chart.draw_series(per_sec.iter().enumerate().map(|(i, n)| {
-        Rectangle::new([(i as u32, 0), (i as u32 + 1, *n)], BLUE.mix(0.6).filled())
+    chart.draw_series(rates.iter().enumerate().map(|(i, r)| {
+        let x = i as f64 * width;
+        Rectangle::new([(x, 0.0), (x + width, *r)], BLUE.mix(0.6).filled())
     }))?;
     root.present()?;
     Ok(())

@@ -239,16 +239,20 @@ impl S3Store {
         if self.exists(key).await? {
             return Ok(false);
         }
-        let put = self
-            .client()
-            .put_object()
-            .bucket(self.bucket())
-            .key(key)
-            .content_type(content_type)
-            .cache_control(CACHE_CONTROL)
-            .content_length(bytes.len() as i64)
-            .if_none_match("*");
-        match put.body(ByteStream::from(bytes.clone())).send().await {
+        // `Bytes` clones share the buffer: retrying costs no copy.
+        let put = |conditional: bool| {
+            self.client()
+                .put_object()
+                .bucket(self.bucket())
+                .key(key)
+                .content_type(content_type)
+                .cache_control(CACHE_CONTROL)
+                .content_length(bytes.len() as i64)
+                .set_if_none_match(conditional.then(|| "*".to_string()))
+                .body(ByteStream::from(bytes.clone()))
+                .send()
+        };
+        match put(true).await {
             Ok(_) => Ok(true),
             // Someone stored the same content first.
             Err(e) if status(&e) == Some(412) => Ok(false),
@@ -256,15 +260,7 @@ impl S3Store {
             // unconditional write of the same bytes is still safe.
             Err(e) if status(&e) == Some(501) => {
                 tracing::warn!(key, "store refuses If-None-Match; writing unconditionally");
-                self.client()
-                    .put_object()
-                    .bucket(self.bucket())
-                    .key(key)
-                    .content_type(content_type)
-                    .cache_control(CACHE_CONTROL)
-                    .content_length(bytes.len() as i64)
-                    .body(ByteStream::from(bytes))
-                    .send()
+                put(false)
                     .await
                     .map_err(|e| fail(&format!("PUT {key}"), e))?;
                 Ok(true)

@@ -354,3 +354,45 @@ async fn sweep_removes_old_staging_objects() {
     assert_eq!(swept.temp_objects, 1);
     assert_eq!(server.objects(), vec!["ws/ab/keep.jpg".to_string()]);
 }
+
+#[tokio::test]
+async fn a_cancelled_upload_is_aborted_in_the_background() {
+    let server = S3Server::start().await;
+    let origin = origin().await;
+    let config = Config::load(&Raw::default()).expect("defaults");
+    let store = Store::open(&StoreConfig::S3(server.config()), &config)
+        .await
+        .expect("store");
+    let fetcher = rehost::fetch::Fetcher::new(Options::default().fetch).expect("fetcher");
+    let pipeline = rehost::pipeline::Pipeline {
+        ingestor: rehost::ingest::Ingestor::new(fetcher, Some(store.clone()), config.limits),
+        job_timeout: config.job_timeout,
+        max_attempts: 5,
+    };
+    // 40 MiB arriving at 8 MB/s: a few parts are up when the job is dropped,
+    // as at the end of a shutdown grace.
+    let body = serde_json::to_vec(&video(&origin.url("gen/v.mp4?mib=40&rate=8000000"), true))
+        .expect("json");
+    let cancelled = tokio::time::timeout(
+        std::time::Duration::from_millis(2500),
+        pipeline.process(&body, None, 1),
+    )
+    .await;
+    assert!(cancelled.is_err(), "the job was still running");
+    assert!(
+        server
+            .requests("PUT")
+            .iter()
+            .any(|l| l.contains("partNumber")),
+        "parts were uploaded"
+    );
+    store
+        .wait_cleanups(std::time::Duration::from_secs(10))
+        .await;
+    assert!(
+        server.leftover_uploads().is_empty(),
+        "{:?}",
+        server.leftover_uploads()
+    );
+    assert!(server.objects().is_empty());
+}
