@@ -20,7 +20,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Context, anyhow};
+use anyhow::anyhow;
 use aws_sdk_s3::Client;
 use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::config::timeout::TimeoutConfig;
@@ -29,14 +29,18 @@ use aws_sdk_s3::config::{
 };
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, MetadataDirective};
-use bytes::{Bytes, BytesMut};
-use tokio::task::JoinSet;
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+use bytes::Bytes;
 use tokio_util::task::TaskTracker;
 
 use super::parts::{self, DEFAULT_PART};
-use super::{Keys, StoreError, Swept};
+use super::{Keys, StoreError};
 use crate::config::S3Config;
+
+mod copy;
+mod sweep;
+mod upload;
+pub use upload::S3Upload;
 
 /// Every object is immutable: its key is its content.
 pub const CACHE_CONTROL: &str = "public, max-age=31536000, immutable";
@@ -68,36 +72,6 @@ impl std::fmt::Debug for S3Store {
         f.debug_struct("S3Store")
             .field("bucket", &self.inner.bucket)
             .field("public_base", &self.inner.public_base)
-            .finish_non_exhaustive()
-    }
-}
-
-/// A video being uploaded under a staging key.
-pub struct S3Upload {
-    store: S3Store,
-    content_type: String,
-    part_size: usize,
-    buf: BytesMut,
-    /// Created on the first full part.
-    multipart: Option<Multipart>,
-    total: u64,
-}
-
-struct Multipart {
-    key: String,
-    upload_id: String,
-    next_part: i32,
-    in_flight: JoinSet<Result<CompletedPart, StoreError>>,
-    done: Vec<CompletedPart>,
-    /// Set once completed or aborted; otherwise dropping aborts.
-    settled: bool,
-}
-
-impl std::fmt::Debug for S3Upload {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("S3Upload")
-            .field("staging", &self.multipart.as_ref().map(|m| &m.key))
-            .field("total", &self.total)
             .finish_non_exhaustive()
     }
 }
@@ -273,14 +247,7 @@ impl S3Store {
         let part =
             parts::part_size(size_hint.unwrap_or(self.inner.max_object)).unwrap_or(DEFAULT_PART);
         let part_size = usize::try_from(part).unwrap_or(usize::MAX);
-        S3Upload {
-            store: self.clone(),
-            content_type: content_type.to_string(),
-            part_size,
-            buf: BytesMut::new(),
-            multipart: None,
-            total: 0,
-        }
+        S3Upload::new(self.clone(), content_type, part_size)
     }
 
     pub(super) async fn check(&self) -> Result<(), StoreError> {
@@ -307,76 +274,6 @@ impl S3Store {
         }
     }
 
-    pub(super) async fn sweep(&self, age: Duration) -> Result<Swept, StoreError> {
-        let prefix = self.keys().staging_prefix();
-        let cutoff = std::time::SystemTime::now() - age;
-        let old = |t: Option<&aws_sdk_s3::primitives::DateTime>| {
-            t.and_then(|t| std::time::SystemTime::try_from(*t).ok())
-                .is_some_and(|t| t < cutoff)
-        };
-        let mut swept = Swept::default();
-        let mut token = None;
-        loop {
-            let page = self
-                .client()
-                .list_objects_v2()
-                .bucket(self.bucket())
-                .prefix(&prefix)
-                .set_continuation_token(token)
-                .send()
-                .await
-                .map_err(|e| fail("list staging objects", e))?;
-            for obj in page.contents() {
-                if let Some(key) = obj.key()
-                    && old(obj.last_modified())
-                {
-                    self.delete(key).await?;
-                    swept.temp_objects += 1;
-                }
-            }
-            token = page.next_continuation_token().map(str::to_string);
-            if token.is_none() {
-                break;
-            }
-        }
-        let (mut key_marker, mut id_marker) = (None, None);
-        loop {
-            let listed = self
-                .client()
-                .list_multipart_uploads()
-                .bucket(self.bucket())
-                .prefix(&prefix)
-                .set_key_marker(key_marker)
-                .set_upload_id_marker(id_marker)
-                .send()
-                .await;
-            let page = match listed {
-                Ok(page) => page,
-                Err(e) if status(&e) == Some(501) => {
-                    tracing::info!(
-                        "store cannot list multipart uploads; rely on the bucket's lifecycle rule"
-                    );
-                    break;
-                }
-                Err(e) => return Err(fail("list multipart uploads", e)),
-            };
-            for u in page.uploads() {
-                if let (Some(key), Some(id)) = (u.key(), u.upload_id())
-                    && old(u.initiated())
-                {
-                    abort(self.client(), self.bucket(), key, id).await?;
-                    swept.uploads += 1;
-                }
-            }
-            key_marker = page.next_key_marker().map(str::to_string);
-            id_marker = page.next_upload_id_marker().map(str::to_string);
-            if page.is_truncated() != Some(true) || (key_marker.is_none() && id_marker.is_none()) {
-                break;
-            }
-        }
-        Ok(swept)
-    }
-
     async fn delete(&self, key: &str) -> Result<(), StoreError> {
         self.client()
             .delete_object()
@@ -393,88 +290,6 @@ impl S3Store {
         self.inner.cleanups.close();
         let _ = tokio::time::timeout(limit, self.inner.cleanups.wait()).await;
     }
-
-    /// Copies `from` to `to` server-side (in parts above the single-copy limit).
-    async fn copy(
-        &self,
-        from: &str,
-        to: &str,
-        size: u64,
-        content_type: &str,
-    ) -> Result<(), StoreError> {
-        let source = format!("{}/{from}", self.bucket());
-        if size <= self.inner.max_copy {
-            self.client()
-                .copy_object()
-                .bucket(self.bucket())
-                .key(to)
-                .copy_source(&source)
-                .metadata_directive(MetadataDirective::Replace)
-                .content_type(content_type)
-                .cache_control(CACHE_CONTROL)
-                .customize()
-                .config_override(slow_answer())
-                .send()
-                .await
-                .map_err(|e| fail(&format!("COPY {from} to {to}"), e))?;
-            return Ok(());
-        }
-        let created = self
-            .client()
-            .create_multipart_upload()
-            .bucket(self.bucket())
-            .key(to)
-            .content_type(content_type)
-            .cache_control(CACHE_CONTROL)
-            .send()
-            .await
-            .map_err(|e| fail("start multipart copy", e))?;
-        let id = created.upload_id().context("no upload id")?.to_string();
-        let part = parts::part_size(size).context("object too large to copy")?;
-        let result = async {
-            let mut done = Vec::new();
-            let mut start = 0u64;
-            for (i, len) in parts::plan(size, part).into_iter().enumerate() {
-                let n = i as i32 + 1;
-                let out = self
-                    .client()
-                    .upload_part_copy()
-                    .bucket(self.bucket())
-                    .key(to)
-                    .upload_id(&id)
-                    .part_number(n)
-                    .copy_source(&source)
-                    .copy_source_range(format!("bytes={start}-{}", start + len - 1))
-                    .customize()
-                    .config_override(slow_answer())
-                    .send()
-                    .await
-                    .map_err(|e| fail("copy part", e))?;
-                let etag = out
-                    .copy_part_result()
-                    .and_then(|r| r.e_tag())
-                    .unwrap_or_default();
-                done.push(CompletedPart::builder().part_number(n).e_tag(etag).build());
-                start += len;
-            }
-            complete(self.client(), self.bucket(), to, &id, done).await
-        }
-        .await;
-        if result.is_err() {
-            let _ = abort(self.client(), self.bucket(), to, &id).await;
-        }
-        result
-    }
-}
-
-/// Server-side copies answer only when done: allow a long wait for the answer.
-fn slow_answer() -> aws_sdk_s3::config::Builder {
-    aws_sdk_s3::config::Builder::default().timeout_config(
-        TimeoutConfig::builder()
-            .connect_timeout(Duration::from_secs(5))
-            .read_timeout(Duration::from_secs(900))
-            .build(),
-    )
 }
 
 async fn abort(
@@ -516,187 +331,4 @@ async fn complete(
         .await
         .map_err(|e| fail(&format!("complete upload of {key}"), e))?;
     Ok(())
-}
-
-impl S3Upload {
-    pub(super) async fn write(&mut self, mut chunk: Bytes) -> Result<(), StoreError> {
-        self.total += chunk.len() as u64;
-        while !chunk.is_empty() {
-            if self.buf.capacity() == 0 {
-                // One allocation per part, not a doubling series of them.
-                self.buf.reserve(self.part_size);
-            }
-            let room = self.part_size - self.buf.len();
-            let take = room.min(chunk.len());
-            self.buf.extend_from_slice(&chunk.split_to(take));
-            if self.buf.len() == self.part_size {
-                let part = self.buf.split().freeze();
-                self.send_part(part).await?;
-            }
-        }
-        Ok(())
-    }
-
-    /// Starts uploading one part, waiting while too many are in flight.
-    async fn send_part(&mut self, part: Bytes) -> Result<(), StoreError> {
-        if self.multipart.is_none() {
-            let key = self.store.keys().staging();
-            let created = self
-                .store
-                .client()
-                .create_multipart_upload()
-                .bucket(self.store.bucket())
-                .key(&key)
-                .content_type(&self.content_type)
-                .cache_control(CACHE_CONTROL)
-                .send()
-                .await
-                .map_err(|e| fail("start multipart upload", e))?;
-            let upload_id = created.upload_id().context("no upload id")?.to_string();
-            self.multipart = Some(Multipart {
-                key,
-                upload_id,
-                next_part: 1,
-                in_flight: JoinSet::new(),
-                done: Vec::new(),
-                settled: false,
-            });
-        }
-        let Some(m) = self.multipart.as_mut() else {
-            return Err(StoreError(anyhow!("multipart upload missing")));
-        };
-        while m.in_flight.len() >= PARTS_IN_FLIGHT {
-            m.collect_one().await?;
-        }
-        let n = m.next_part;
-        m.next_part += 1;
-        let req = self
-            .store
-            .client()
-            .upload_part()
-            .bucket(self.store.bucket())
-            .key(&m.key)
-            .upload_id(&m.upload_id)
-            .part_number(n)
-            .content_length(part.len() as i64)
-            .body(ByteStream::from(part));
-        m.in_flight.spawn(async move {
-            let out = req
-                .send()
-                .await
-                .map_err(|e| fail(&format!("upload part {n}"), e))?;
-            Ok(CompletedPart::builder()
-                .part_number(n)
-                .e_tag(out.e_tag().unwrap_or_default())
-                .build())
-        });
-        Ok(())
-    }
-
-    pub(super) async fn finish(mut self, key: &str) -> Result<bool, StoreError> {
-        let result = self.finish_inner(key).await;
-        if result.is_err() {
-            self.abort_now().await;
-        }
-        result
-    }
-
-    async fn finish_inner(&mut self, key: &str) -> Result<bool, StoreError> {
-        let store = self.store.clone();
-        if self.multipart.is_none() {
-            // The whole video fit in one part: no staging needed.
-            let bytes = self.buf.split().freeze();
-            return store.put_bytes(key, bytes, &self.content_type).await;
-        }
-        if !self.buf.is_empty() {
-            let last = self.buf.split().freeze();
-            self.send_part(last).await?;
-        }
-        let Some(m) = self.multipart.as_mut() else {
-            return Err(StoreError(anyhow!("multipart upload missing")));
-        };
-        while !m.in_flight.is_empty() {
-            m.collect_one().await?;
-        }
-        if store.exists(key).await? {
-            // Identical bytes are already stored: nothing to keep.
-            abort(store.client(), store.bucket(), &m.key, &m.upload_id).await?;
-            m.settled = true;
-            return Ok(false);
-        }
-        let done = std::mem::take(&mut m.done);
-        complete(store.client(), store.bucket(), &m.key, &m.upload_id, done).await?;
-        m.settled = true;
-        let staging = m.key.clone();
-        let copied = store
-            .copy(&staging, key, self.total, &self.content_type)
-            .await;
-        let deleted = store.delete(&staging).await;
-        copied?;
-        deleted?;
-        Ok(true)
-    }
-
-    pub(super) async fn abort(mut self) {
-        self.abort_now().await;
-    }
-
-    async fn abort_now(&mut self) {
-        if let Some(m) = self.multipart.as_mut()
-            && !m.settled
-        {
-            m.in_flight.abort_all();
-            while m.in_flight.join_next().await.is_some() {}
-            if let Err(e) = abort(
-                self.store.client(),
-                self.store.bucket(),
-                &m.key,
-                &m.upload_id,
-            )
-            .await
-            {
-                tracing::warn!(key = %m.key, error = %e, "could not abort a multipart upload; the sweep will");
-            }
-            m.settled = true;
-        }
-    }
-}
-
-impl Multipart {
-    async fn collect_one(&mut self) -> Result<(), StoreError> {
-        match self.in_flight.join_next().await {
-            Some(Ok(Ok(part))) => {
-                self.done.push(part);
-                Ok(())
-            }
-            Some(Ok(Err(e))) => Err(e),
-            Some(Err(join)) => Err(StoreError(anyhow!("part upload task failed: {join}"))),
-            None => Ok(()),
-        }
-    }
-}
-
-impl Drop for S3Upload {
-    fn drop(&mut self) {
-        let Some(m) = self.multipart.as_mut() else {
-            return;
-        };
-        if m.settled {
-            return;
-        }
-        // Cancelled mid-way (job deadline, shutdown): abort in the background.
-        m.in_flight.abort_all();
-        let (client, bucket) = (self.store.client().clone(), self.store.bucket().to_string());
-        let (key, id) = (m.key.clone(), m.upload_id.clone());
-        if let Ok(handle) = tokio::runtime::Handle::try_current() {
-            self.store.inner.cleanups.spawn_on(
-                async move {
-                    if let Err(e) = abort(&client, &bucket, &key, &id).await {
-                        tracing::warn!(%key, error = %e, "could not abort a dropped upload; the sweep will");
-                    }
-                },
-                &handle,
-            );
-        }
-    }
 }

@@ -1,0 +1,117 @@
+//! Store settings: the directory store or S3, and the public base of URLs.
+
+use std::fmt;
+use std::path::PathBuf;
+
+use super::{ConfigError, Raw, boolean, err};
+
+/// Where assets are stored.
+#[derive(Clone, PartialEq, Eq)]
+pub enum StoreConfig {
+    Dir { root: PathBuf, public_base: String },
+    S3(S3Config),
+}
+
+#[derive(Clone, PartialEq, Eq)]
+pub struct S3Config {
+    pub endpoint: Option<String>,
+    pub region: String,
+    pub bucket: String,
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    pub force_path_style: bool,
+    pub public_base: String,
+}
+
+impl fmt::Debug for S3Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("S3Config")
+            .field("endpoint", &self.endpoint)
+            .field("region", &self.region)
+            .field("bucket", &self.bucket)
+            .field("access_key_id", &"<redacted>")
+            .field("secret_access_key", &"<redacted>")
+            .field("force_path_style", &self.force_path_style)
+            .field("public_base", &self.public_base)
+            .finish()
+    }
+}
+
+impl fmt::Debug for StoreConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StoreConfig::Dir { root, public_base } => f
+                .debug_struct("Dir")
+                .field("root", root)
+                .field("public_base", public_base)
+                .finish(),
+            StoreConfig::S3(s3) => s3.fmt(f),
+        }
+    }
+}
+
+/// Which store the settings select, if any.
+pub(super) fn parse(raw: &Raw) -> Result<Option<StoreConfig>, ConfigError> {
+    let public_base = raw
+        .non_empty("PUBLIC_BASE_URL")
+        .map(|v| v.trim_end_matches('/').to_string());
+    if let Some(base) = &public_base
+        && url::Url::parse(base).map_or(true, |u| !matches!(u.scheme(), "http" | "https" | "file"))
+    {
+        return Err(err(
+            "PUBLIC_BASE_URL",
+            "expected an http(s):// or file:// URL",
+        ));
+    }
+    if let Some(dir) = raw.non_empty("REHOST_STORE_DIR") {
+        let root = PathBuf::from(dir);
+        let public_base = match public_base {
+            Some(p) => p,
+            None => dir_url(&root).map_err(|m| err("REHOST_STORE_DIR", m))?,
+        };
+        return Ok(Some(StoreConfig::Dir { root, public_base }));
+    }
+    let Some(bucket) = raw.non_empty("S3_BUCKET") else {
+        return Ok(None);
+    };
+    let endpoint = raw.non_empty("S3_ENDPOINT").map(str::to_string);
+    if let Some(e) = &endpoint
+        && url::Url::parse(e).map_or(true, |u| !matches!(u.scheme(), "http" | "https"))
+    {
+        return Err(err("S3_ENDPOINT", "expected an http:// or https:// URL"));
+    }
+    let key = |primary: &'static str, fallback: &'static str| {
+        raw.non_empty(primary)
+            .or_else(|| raw.non_empty(fallback))
+            .map(str::to_string)
+            .ok_or_else(|| {
+                err(
+                    primary,
+                    format!("required with S3_BUCKET (or set {fallback})"),
+                )
+            })
+    };
+    let force_path_style = match raw.non_empty("S3_FORCE_PATH_STYLE") {
+        Some(v) => boolean("S3_FORCE_PATH_STYLE", v)?,
+        None => endpoint.is_some(),
+    };
+    Ok(Some(StoreConfig::S3(S3Config {
+        region: raw.non_empty("S3_REGION").unwrap_or("auto").to_string(),
+        bucket: bucket.to_string(),
+        access_key_id: key("S3_ACCESS_KEY_ID", "AWS_ACCESS_KEY_ID")?,
+        secret_access_key: key("S3_SECRET_ACCESS_KEY", "AWS_SECRET_ACCESS_KEY")?,
+        force_path_style,
+        public_base: public_base
+            .ok_or_else(|| err("PUBLIC_BASE_URL", "required with S3_BUCKET"))?,
+        endpoint,
+    })))
+}
+
+/// `file://` URL of a directory (made absolute).
+pub fn dir_url(root: &std::path::Path) -> Result<String, String> {
+    let abs =
+        std::path::absolute(root).map_err(|e| format!("cannot make the path absolute: {e}"))?;
+    url::Url::from_directory_path(&abs)
+        .map(|u| u.to_string().trim_end_matches('/').to_string())
+        .map_err(|()| "not a usable directory path".to_string())
+}
