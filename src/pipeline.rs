@@ -66,23 +66,7 @@ impl Pipeline {
 
     async fn run(&self, job: &job::Job) -> Outcome {
         let started = std::time::Instant::now();
-        let work = AssertUnwindSafe(self.ingestor.run(job)).catch_unwind();
-        let outcome = match tokio::time::timeout(self.job_timeout, work).await {
-            Ok(Ok(outcome)) => outcome,
-            Ok(Err(panic)) => {
-                let what = panic
-                    .downcast_ref::<&str>()
-                    .map(|s| (*s).to_string())
-                    .or_else(|| panic.downcast_ref::<String>().cloned())
-                    .unwrap_or_default();
-                tracing::error!(panic = %what, "job panicked");
-                Outcome::Failed(error::internal("internal error (see the worker's log)"))
-            }
-            Err(_) => Outcome::Failed(error::unreachable(format!(
-                "job deadline of {} s passed",
-                self.job_timeout.as_secs()
-            ))),
-        };
+        let outcome = guarded(self.ingestor.run(job), self.job_timeout).await;
         let ms = started.elapsed().as_millis() as u64;
         match &outcome {
             Outcome::Ready { assets, .. } => tracing::info!(assets = assets.len(), ms, "job ready"),
@@ -91,5 +75,55 @@ impl Pipeline {
             }
         }
         outcome
+    }
+}
+
+/// Runs one try under its deadline; a panic inside becomes `internal` (the
+/// details go to the log only) and a missed deadline `unreachable`.
+async fn guarded(work: impl std::future::Future<Output = Outcome>, deadline: Duration) -> Outcome {
+    match tokio::time::timeout(deadline, AssertUnwindSafe(work).catch_unwind()).await {
+        Ok(Ok(outcome)) => outcome,
+        Ok(Err(panic)) => {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            tracing::error!(panic = %what, "job panicked");
+            Outcome::Failed(error::internal("internal error (see the worker's log)"))
+        }
+        Err(_) => Outcome::Failed(error::unreachable(format!(
+            "job deadline of {} s passed",
+            deadline.as_secs()
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::ErrorCode;
+
+    #[tokio::test]
+    async fn a_panic_is_an_internal_failure_of_that_job() {
+        let outcome = guarded(async { panic!("boom in a parser") }, Duration::from_secs(5)).await;
+        let Outcome::Failed(e) = outcome else {
+            panic!("expected a failure")
+        };
+        assert_eq!((e.code, e.retryable()), (ErrorCode::Internal, true));
+        assert!(
+            !e.message.contains("boom"),
+            "details stay in the log: {}",
+            e.message
+        );
+    }
+
+    #[tokio::test]
+    async fn a_missed_deadline_is_unreachable() {
+        let outcome = guarded(std::future::pending(), Duration::from_millis(20)).await;
+        let Outcome::Failed(e) = outcome else {
+            panic!("expected a failure")
+        };
+        assert_eq!(e.code, ErrorCode::Unreachable);
     }
 }

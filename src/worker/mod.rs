@@ -65,6 +65,12 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
     on_start: impl FnOnce(Running),
 ) -> anyhow::Result<()> {
+    if config.job_timeout >= delivery::DELIVERY_BUDGET {
+        tracing::warn!(
+            job_timeout_s = config.job_timeout.as_secs(),
+            "REHOST_JOB_TIMEOUT_SECS is at or above 25 minutes: a job may outlive the broker's consumer timeout (30 minutes by default); raise the broker's consumer_timeout to match"
+        );
+    }
     let health = Arc::new(Health::default());
     let (http_addr, http_task) = crate::http::serve(config.http_addr, health.clone()).await?;
     tracing::info!(%http_addr, "serving /healthz, /readyz and /metrics");

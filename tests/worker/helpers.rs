@@ -110,7 +110,8 @@ impl Bench {
         };
         // The API side declares the topology too (idempotently), so jobs
         // published before a worker starts are kept.
-        let names = rehost::broker::Names::from_config(&bench.config());
+        let mut names = rehost::broker::Names::from_config(&bench.config());
+        names.declare = true;
         rehost::broker::topology::ensure(&bench.conn, &names)
             .await
             .expect("topology");

@@ -204,3 +204,49 @@ async fn a_conflicting_queue_is_one_clear_error_not_a_crash() {
     w.stop().await;
     b.cleanup().await;
 }
+
+#[tokio::test]
+async fn with_declare_off_the_topology_is_only_checked() {
+    if !broker_or_skip("with_declare_off_the_topology_is_only_checked") {
+        return;
+    }
+    let origin = origin().await;
+    // A fresh set of names nobody declared: the worker must not create them.
+    let mut b = Bench::new(&[]).await;
+    let original = b.queue();
+    let missing = format!("{}.other", b.id);
+    b.settings
+        .retain(|(k, _)| *k != "REHOST_QUEUE" && *k != "REHOST_DECLARE");
+    b.settings.push(("REHOST_QUEUE", missing.clone()));
+    b.settings.push(("REHOST_DECLARE", "false".into()));
+    let w = b.start_worker_unready().await;
+    eventually("readyz says what is missing", || async {
+        let (status, body) = http_get(w.http_addr, "/readyz").await;
+        status == 503 && body.contains("does not exist") && body.contains("REHOST_DECLARE")
+    })
+    .await;
+    w.stop().await;
+    let declared = b
+        .channel
+        .queue_declare(
+            missing.as_str().into(),
+            QueueDeclareOptions {
+                passive: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
+        .await;
+    assert!(declared.is_err(), "nothing was declared");
+    // The declared topology of this bench exists: a worker checking it works.
+    let mut b2 = Bench::new(&[("REHOST_DECLARE", "false")]).await;
+    let w = b2.start_worker().await;
+    b2.publish(&job("checked", &[origin.url("small.jpg")], true))
+        .await;
+    assert_eq!(b2.next_result().await.status, Status::Ready);
+    w.stop().await;
+    b2.cleanup().await;
+    b.settings.retain(|(k, _)| *k != "REHOST_QUEUE");
+    b.settings.push(("REHOST_QUEUE", original));
+    b.cleanup().await;
+}
