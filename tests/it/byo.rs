@@ -58,26 +58,12 @@ async fn a_second_run_stores_nothing_new() {
     );
     let first = h.run(&job).await;
     let files = h.stored_files();
-    let times: Vec<_> = files
-        .iter()
-        .map(|f| {
-            std::fs::metadata(h.store_dir.path().join(f))
-                .and_then(|m| m.modified())
-                .expect("mtime")
-        })
-        .collect();
+    let times = mtimes(&h, &files);
     std::thread::sleep(std::time::Duration::from_millis(20));
     let second = h.run(&job).await;
     assert_eq!(first.media, second.media, "same URLs");
     assert_eq!(h.stored_files(), files, "no new files");
-    let again: Vec<_> = files
-        .iter()
-        .map(|f| {
-            std::fs::metadata(h.store_dir.path().join(f))
-                .and_then(|m| m.modified())
-                .expect("mtime")
-        })
-        .collect();
+    let again = mtimes(&h, &files);
     assert_eq!(times, again, "nothing rewritten");
     assert_eq!(files.len(), 2, "identical bytes stored once: {files:?}");
 }
@@ -130,4 +116,15 @@ async fn failed_video_leaves_no_temp_file() {
     let r = h.run(&video(&origin.url("truncated.mp4"), true)).await;
     assert_eq!(r.status, Status::Failed);
     assert!(h.stored_files().is_empty(), "{:?}", h.stored_files());
+}
+
+fn mtimes(h: &Harness, files: &[std::path::PathBuf]) -> Vec<std::time::SystemTime> {
+    files
+        .iter()
+        .map(|f| {
+            std::fs::metadata(h.store_dir.path().join(f))
+                .and_then(|m| m.modified())
+                .expect("mtime")
+        })
+        .collect()
 }

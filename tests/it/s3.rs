@@ -28,6 +28,31 @@ fn client(server: &S3Server) -> aws_sdk_s3::Client {
     aws_sdk_s3::Client::from_conf(conf)
 }
 
+/// The stored object behind an asset: checks the contract's headers and
+/// returns its bytes.
+async fn stored_object(server: &S3Server, a: &rehost::result::AssetOut) -> bytes::Bytes {
+    let key = a.url.trim_start_matches("https://media.example.net/");
+    let obj = client(server)
+        .get_object()
+        .bucket(BUCKET)
+        .key(key)
+        .send()
+        .await
+        .expect("object exists");
+    assert_eq!(obj.content_type(), Some(a.content_type.as_str()));
+    assert_eq!(
+        obj.cache_control(),
+        Some("public, max-age=31536000, immutable")
+    );
+    let body = obj.body.collect().await.expect("body").into_bytes();
+    assert_eq!(body.len() as u64, a.bytes.expect("bytes"));
+    assert_eq!(
+        hex::encode(Sha256::digest(&body)),
+        a.sha256.clone().expect("sha")
+    );
+    body
+}
+
 async fn s3_harness(server: &S3Server) -> Harness {
     harness(Options {
         store: TestStore::Config(StoreConfig::S3(server.config())),
@@ -48,7 +73,6 @@ async fn images_are_put_with_the_contracts_headers_and_exact_bytes() {
         ))
         .await;
     assert_eq!(r.status, Status::Ready, "{:?}", r.error);
-    let s3 = client(&server);
     for (a, f) in r
         .assets
         .expect("assets")
@@ -62,19 +86,7 @@ async fn images_are_put_with_the_contracts_headers_and_exact_bytes() {
             if f.ends_with("png") { "png" } else { "jpg" }
         );
         assert_eq!(a.url, format!("https://media.example.net/{key}"));
-        let obj = s3
-            .get_object()
-            .bucket(BUCKET)
-            .key(&key)
-            .send()
-            .await
-            .expect("object exists");
-        assert_eq!(obj.content_type(), Some(a.content_type.as_str()));
-        assert_eq!(
-            obj.cache_control(),
-            Some("public, max-age=31536000, immutable")
-        );
-        let body = obj.body.collect().await.expect("body").into_bytes();
+        let body = stored_object(&server, a).await;
         assert_eq!(body.as_ref(), fixture(f).as_slice(), "{f}");
     }
 }
@@ -132,25 +144,9 @@ async fn videos_stream_in_equal_parts_and_are_copied_into_place() {
         .filter(|l| l.contains("partNumber="))
         .count();
     assert_eq!(parts, 6, "40 MiB + header in 8 MiB parts");
+    assert_eq!(a.content_type, "video/mp4");
+    stored_object(&server, a).await;
     let key = a.url.trim_start_matches("https://media.example.net/");
-    let obj = client(&server)
-        .get_object()
-        .bucket(BUCKET)
-        .key(key)
-        .send()
-        .await
-        .expect("final object");
-    assert_eq!(obj.content_type(), Some("video/mp4"));
-    assert_eq!(
-        obj.cache_control(),
-        Some("public, max-age=31536000, immutable")
-    );
-    let body = obj.body.collect().await.expect("body").into_bytes();
-    assert_eq!(
-        hex::encode(Sha256::digest(&body)),
-        a.sha256.clone().expect("sha")
-    );
-    assert_eq!(body.len() as u64, a.bytes.expect("bytes"));
     assert_eq!(
         server.objects(),
         vec![key.to_string()],
@@ -195,20 +191,7 @@ async fn large_copies_go_part_by_part() {
         copy_parts >= 6,
         "upload parts plus copy parts: {copy_parts}"
     );
-    let a = &result.assets.expect("assets")[0];
-    let key = a.url.trim_start_matches("https://media.example.net/");
-    let obj = client(&server)
-        .get_object()
-        .bucket(BUCKET)
-        .key(key)
-        .send()
-        .await
-        .expect("final object");
-    let body = obj.body.collect().await.expect("body").into_bytes();
-    assert_eq!(
-        hex::encode(Sha256::digest(&body)),
-        a.sha256.clone().expect("sha")
-    );
+    stored_object(&server, &result.assets.expect("assets")[0]).await;
     assert!(server.leftover_uploads().is_empty());
 }
 
