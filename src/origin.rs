@@ -80,6 +80,8 @@ pub struct OriginStats {
     pub connections_peak: AtomicU64,
     /// Requests per URL (path and query).
     per_url: Mutex<HashMap<String, u64>>,
+    /// The headers of the last request.
+    last_headers: Mutex<Vec<(String, String)>>,
 }
 
 impl OriginStats {
@@ -94,6 +96,14 @@ impl OriginStats {
     /// The most connections that were open at once.
     pub fn connections_peak(&self) -> u64 {
         self.connections_peak.load(Ordering::Relaxed)
+    }
+
+    /// A header of the last request, if it had it.
+    pub fn last_header(&self, name: &str) -> Option<String> {
+        let h = self.last_headers.lock().unwrap_or_else(|p| p.into_inner());
+        h.iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.clone())
     }
 
     fn count(&self, url: &str) -> u64 {
@@ -203,6 +213,20 @@ fn content_type(path: &Path) -> &'static str {
 impl State {
     async fn handle(&self, req: Request<Incoming>) -> Response<Body> {
         self.stats.requests.fetch_add(1, Ordering::Relaxed);
+        *self
+            .stats
+            .last_headers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = req
+            .headers()
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.to_string(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
+            .collect();
         let q = query(&req);
         let num = |k: &str| q.get(k).and_then(|v| v.parse::<u64>().ok());
         let full_url = req.uri().to_string();

@@ -206,3 +206,33 @@ fn the_demo_runs_on_the_fixtures() {
     );
     assert!(text.contains("too_many_images"), "{text}");
 }
+
+#[tokio::test]
+async fn proxies_in_the_environment_are_ignored() {
+    let origin = origin().await;
+    let url = origin.url("small.jpg");
+    let out = tokio::task::spawn_blocking(move || {
+        rehost(
+            &["check", &url],
+            &[
+                ("REHOST_ALLOW_PRIVATE_NETWORKS", "127.0.0.1/32"),
+                ("HTTP_PROXY", "http://127.0.0.1:1"),
+                ("http_proxy", "http://127.0.0.1:1"),
+                ("ALL_PROXY", "http://127.0.0.1:1"),
+            ],
+        )
+    })
+    .await
+    .expect("join");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert_eq!(
+        origin.stats.requests(),
+        1,
+        "fetched directly, not through the proxy"
+    );
+}

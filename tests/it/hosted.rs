@@ -121,3 +121,24 @@ async fn thirty_five_images_pass_and_thirty_six_fail() {
         Some(rehost::error::ErrorCode::TooManyImages)
     );
 }
+
+#[tokio::test]
+async fn requests_say_who_they_are_and_ask_for_identity() {
+    let origin = origin().await;
+    let h = default_harness().await;
+    let r = h.run(&slideshow(&[origin.url("small.jpg")], false)).await;
+    assert_eq!(r.status, Status::Ready);
+    assert_eq!(
+        origin.stats.last_header("user-agent").as_deref(),
+        Some(concat!("rehost/", env!("CARGO_PKG_VERSION")))
+    );
+    assert_eq!(
+        origin.stats.last_header("accept-encoding").as_deref(),
+        Some("identity")
+    );
+    assert_eq!(
+        origin.stats.last_header("range").as_deref(),
+        Some("bytes=0-65535")
+    );
+    assert_eq!(origin.stats.last_header("referer"), None);
+}
