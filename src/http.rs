@@ -1,4 +1,4 @@
-//! `/healthz` (the process is alive), `/readyz` (taking jobs: broker
+//! `/healthz` (the process and its intake loop are alive), `/readyz` (taking jobs: broker
 //! connected, topology in place, store and publishing working) and `/metrics`.
 
 use std::convert::Infallible;
@@ -47,7 +47,14 @@ pub async fn serve(
 
 fn route(req: &Request<Incoming>, health: &Health) -> Response<Full<Bytes>> {
     let (status, ctype, body) = match req.uri().path() {
-        "/healthz" => (StatusCode::OK, "text/plain", "ok\n".to_string()),
+        "/healthz" => match health.alive() {
+            Ok(()) => (StatusCode::OK, "text/plain", "ok\n".to_string()),
+            Err(why) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "text/plain",
+                format!("not alive: {why}\n"),
+            ),
+        },
         "/readyz" => match health.ready() {
             Ok(()) => (StatusCode::OK, "text/plain", "ready\n".to_string()),
             Err(why) => (

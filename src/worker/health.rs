@@ -3,6 +3,7 @@
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
@@ -13,7 +14,13 @@ pub struct Health {
     topology_error: Mutex<Option<String>>,
     store_ok: watch::Sender<bool>,
     publish_ok: watch::Sender<bool>,
+    /// Last sign of life of the intake loop.
+    beat: Mutex<Instant>,
 }
+
+/// The intake loop beats at least every 15 s (and every reconnect attempt,
+/// at most 30 s apart); silence longer than this means it is stuck.
+pub const LIVENESS_LIMIT: Duration = Duration::from_secs(120);
 
 impl Default for Health {
     fn default() -> Self {
@@ -23,11 +30,36 @@ impl Default for Health {
             topology_error: Mutex::new(None),
             store_ok: watch::Sender::new(true),
             publish_ok: watch::Sender::new(true),
+            beat: Mutex::new(Instant::now()),
         }
     }
 }
 
 impl Health {
+    /// The intake loop is alive.
+    pub fn beat(&self) {
+        *self.beat.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
+    }
+
+    /// Alive, or for how long the intake loop has been silent (for `/healthz`).
+    ///
+    /// # Errors
+    /// The reason, for `/healthz`'s body.
+    pub fn alive(&self) -> Result<(), String> {
+        if self.shutting_down.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        let silent = self
+            .beat
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .elapsed();
+        if silent > LIVENESS_LIMIT {
+            return Err(format!("intake loop silent for {} s", silent.as_secs()));
+        }
+        Ok(())
+    }
+
     pub fn set_broker(&self, up: bool) {
         self.broker.store(up, Ordering::SeqCst);
     }
@@ -106,5 +138,36 @@ impl Health {
     /// Waits until the store is marked failing.
     pub async fn wait_store_failing(&self) {
         let _ = self.store_ok.subscribe().wait_for(|ok| !*ok).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_silent_intake_loop_is_not_alive() {
+        let h = Health::default();
+        assert!(h.alive().is_ok());
+        *h.beat.lock().expect("lock") = Instant::now() - LIVENESS_LIMIT - Duration::from_secs(1);
+        assert!(h.alive().is_err_and(|e| e.contains("silent")));
+        h.beat();
+        assert!(h.alive().is_ok());
+        *h.beat.lock().expect("lock") = Instant::now() - LIVENESS_LIMIT * 2;
+        h.set_shutting_down();
+        assert!(h.alive().is_ok(), "a draining worker is alive");
+    }
+
+    #[test]
+    fn readiness_names_what_is_wrong() {
+        let h = Health::default();
+        assert_eq!(h.ready(), Err("broker not connected".into()));
+        h.set_broker(true);
+        assert_eq!(h.ready(), Ok(()));
+        h.set_store(false);
+        assert!(h.ready().is_err_and(|e| e.contains("storage")));
+        h.set_store(true);
+        h.set_publish(false);
+        assert!(h.ready().is_err_and(|e| e.contains("published")));
     }
 }

@@ -32,6 +32,12 @@ use crate::pipeline::Pipeline;
 use crate::store::Store;
 use health::Health;
 
+/// How often the intake loop shows it is alive (and refreshes the
+/// parking-lot depth).
+const BEAT: Duration = Duration::from_secs(15);
+/// How long one connection attempt to the broker may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// How long intake may stay paused with deliveries prefetched before they
 /// are handed back (below the broker's 30-minute consumer timeout).
 const PAUSE_LIMIT: Duration = Duration::from_secs(20 * 60);
@@ -166,6 +172,7 @@ async fn consume_loop(
     let mut backoff = Duration::from_millis(500);
     let mut first = true;
     while !stop.is_cancelled() {
+        ctx.health.beat();
         if !first {
             tokio::select! {
                 () = tokio::time::sleep(backoff) => {}
@@ -174,7 +181,13 @@ async fn consume_loop(
             backoff = (backoff * 2).min(Duration::from_secs(30));
         }
         first = false;
-        let conn = match broker::connect(&config.broker.amqp_url).await {
+        let connected =
+            tokio::time::timeout(CONNECT_TIMEOUT, broker::connect(&config.broker.amqp_url)).await;
+        let conn = match connected.unwrap_or_else(|_| {
+            Err(lapin::Error::from(std::io::Error::from(
+                std::io::ErrorKind::TimedOut,
+            )))
+        }) {
             Ok(c) => Arc::new(c),
             Err(e) => {
                 tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "cannot connect to the broker");
@@ -229,9 +242,13 @@ async fn consume(
         .await?;
     // While a dependency is failing, take no deliveries at all (they would
     // sit unacked, ageing towards the broker's consumer timeout).
-    tokio::select! {
-        () = stop.cancelled() => return Ok(channel),
-        () = ctx.health.wait_open() => {}
+    loop {
+        ctx.health.beat();
+        tokio::select! {
+            () = stop.cancelled() => return Ok(channel),
+            () = ctx.health.wait_open() => break,
+            () = tokio::time::sleep(BEAT) => {}
+        }
     }
     let tag = format!("rehost-{}", uuid::Uuid::new_v4().simple());
     let mut consumer = channel
@@ -242,9 +259,10 @@ async fn consume(
             FieldTable::default(),
         )
         .await?;
-    let mut depth_tick = tokio::time::interval(Duration::from_secs(15));
+    let mut depth_tick = tokio::time::interval(BEAT);
     let mut paused_since: Option<tokio::time::Instant> = None;
     loop {
+        ctx.health.beat();
         paused_since = match (ctx.health.open(), paused_since) {
             (true, _) => None,
             (false, None) => Some(tokio::time::Instant::now()),
@@ -266,7 +284,8 @@ async fn consume(
         let permit = tokio::select! {
             () = stop.cancelled() => break,
             _ = depth_tick.tick() => {
-                if let Ok(n) = publisher.depth(&ctx.names.dead).await {
+                let depth = tokio::time::timeout(Duration::from_secs(5), publisher.depth(&ctx.names.dead)).await;
+                if let Ok(Ok(n)) = depth {
                     METRICS.dead_depth.set(i64::from(n));
                 }
                 continue;
@@ -274,10 +293,14 @@ async fn consume(
             p = ready => p?,
             () = give_back => anyhow::bail!("intake paused for {} minutes; returning prefetched jobs to the queue", PAUSE_LIMIT.as_secs() / 60),
         };
-        let next = tokio::select! {
-            () = stop.cancelled() => break,
-            d = consumer.next() => d,
+        let next = loop {
+            tokio::select! {
+                () = stop.cancelled() => break None,
+                d = consumer.next() => break Some(d),
+                _ = depth_tick.tick() => ctx.health.beat(),
+            }
         };
+        let Some(next) = next else { break };
         match next {
             Some(Ok(delivery)) => {
                 tasks.spawn(delivery::handle(ctx.clone(), delivery, permit));
