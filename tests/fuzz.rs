@@ -7,8 +7,8 @@
 //! splicing, random chunking), plus fully random inputs. The property is
 //! always the same: no panic, no hang, and answers that stay consistent.
 //! `PROPTEST_CASES` sets the number of cases (CI runs a bounded, larger run);
-//! failures are saved under `proptest-regressions/` and become permanent
-//! regression cases.
+//! failures' seeds are saved in `tests/fuzz.regressions` and replayed first
+//! by every later run.
 
 use std::path::Path;
 use std::sync::OnceLock;

@@ -55,7 +55,9 @@ pub fn probe(format: Format, buf: &[u8]) -> Result<Dimensions, ProbeError> {
 /// # Errors
 /// A message saying what is wrong (missing end marker, bad CRC, ...).
 pub fn check_complete(format: Format, buf: &[u8]) -> Result<(), String> {
-    let result = match format {
+    // A whole file needs a usable header too (no zero dimension): found by
+    // fuzzing, a JPEG with height 0 walked cleanly to its end marker.
+    let result = probe(format, buf).and_then(|_| match format {
         Format::Jpeg => jpeg::check_complete(buf),
         Format::Png => png::check_complete(buf),
         Format::Webp => webp::check_complete(buf),
@@ -63,7 +65,7 @@ pub fn check_complete(format: Format, buf: &[u8]) -> Result<(), String> {
             "{} is not an image",
             other.name()
         ))),
-    };
+    });
     result.map_err(|e| match e {
         ProbeError::Corrupt(m) => m,
         ProbeError::NeedMore(_) => "file ends in the middle of its structure (truncated)".into(),

@@ -108,3 +108,21 @@ fn every_prefix_of_a_valid_image_is_rejected_or_asks_for_more() {
         }
     }
 }
+
+/// Regression (fuzzing, `tests/fuzz.regressions`): a JPEG whose frame header
+/// says height 0 walked cleanly to its end marker.
+#[test]
+fn a_zero_dimension_fails_the_structure_check_too() {
+    let mut bytes = fixture("small.jpg");
+    let sof = bytes
+        .windows(2)
+        .position(|w| w == [0xFF, 0xC0])
+        .expect("baseline frame header");
+    bytes[sof + 5] = 0;
+    bytes[sof + 6] = 0;
+    assert!(matches!(
+        probe(Format::Jpeg, &bytes),
+        Err(ProbeError::Corrupt(_))
+    ));
+    assert!(check_complete(Format::Jpeg, &bytes).is_err());
+}
