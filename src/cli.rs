@@ -63,47 +63,7 @@ pub enum Command {
         jobs: PathBuf,
     },
     /// Load test: publish fixture jobs to workers and report throughput, latency and losses.
-    Loadtest {
-        /// Slideshow jobs to publish.
-        #[arg(long, default_value_t = 100)]
-        jobs: usize,
-        /// Images per slideshow (fixture JPEGs of about 200 KB, distinct bytes each).
-        #[arg(long, default_value_t = 10)]
-        images: usize,
-        /// Video jobs to publish besides the slideshows.
-        #[arg(long, default_value_t = 0)]
-        videos: usize,
-        /// Size of each generated video, MiB.
-        #[arg(long, default_value_t = 8)]
-        video_mib: u64,
-        /// Share of slideshow jobs that target hosted accounts only (0 to 1).
-        #[arg(long, default_value_t = 0.0)]
-        hosted_ratio: f64,
-        /// Jobs published per second; 0 for as fast as possible.
-        #[arg(long, default_value_t = 0.0)]
-        rate: f64,
-        /// Latency the loopback origin adds to every answer, milliseconds.
-        #[arg(long, default_value_t = 0)]
-        origin_latency_ms: u64,
-        /// Bandwidth cap per origin response, megabits per second.
-        #[arg(long)]
-        origin_mbps: Option<f64>,
-        /// Start this many `rehost worker` processes (0: use running workers).
-        #[arg(long, default_value_t = 0)]
-        spawn_workers: usize,
-        /// Give up waiting for results after this many seconds (missing ones are lost).
-        #[arg(long, default_value_t = 600)]
-        deadline_secs: u64,
-        /// Print the summary as one JSON object.
-        #[arg(long)]
-        json: bool,
-        /// Write summary.json, throughput.svg and latency.svg into this directory.
-        #[arg(long)]
-        report: Option<PathBuf>,
-        /// Directory of fixture media the origin serves.
-        #[arg(long, default_value = "fixtures/media")]
-        media: PathBuf,
-    },
+    Loadtest(crate::loadtest::Options),
     /// Serve a directory of media over HTTP on loopback, with fault modes.
     Origin {
         #[arg(long, default_value = "fixtures/media")]

@@ -53,45 +53,14 @@ async fn run(command: Command, config: &Config) -> u8 {
             mbps,
         } => commands::origin::run(&dir, listen, unique, latency_ms, mbps).await,
         Command::Worker => commands::worker::run(config).await,
-        Command::Loadtest {
-            jobs,
-            images,
-            videos,
-            video_mib,
-            hosted_ratio,
-            rate,
-            origin_latency_ms,
-            origin_mbps,
-            spawn_workers,
-            deadline_secs,
-            json,
-            report,
-            media,
-        } => {
-            let opts = rehost::loadtest::Options {
-                jobs,
-                images,
-                videos,
-                video_mib,
-                hosted_ratio,
-                rate,
-                origin_latency_ms,
-                origin_mbps,
-                spawn_workers,
-                deadline: std::time::Duration::from_secs(deadline_secs),
-                json,
-                report,
-                media,
-            };
-            match rehost::loadtest::run(config, &opts).await {
-                Ok(true) => 0,
-                Ok(false) => 1,
-                Err(e) => {
-                    eprintln!("rehost: loadtest failed: {e:#}");
-                    1
-                }
+        Command::Loadtest(opts) => match rehost::loadtest::run(config, &opts).await {
+            Ok(true) => 0,
+            Ok(false) => 1,
+            Err(e) => {
+                eprintln!("rehost: loadtest failed: {e:#}");
+                1
             }
-        }
+        },
         Command::CheckConfig => commands::check_config::run(config).await,
         Command::ReplayDead {
             limit,

@@ -7,7 +7,6 @@ pub struct Setting {
     pub flag: &'static str,
     pub default: &'static str,
     pub help: &'static str,
-    pub secret: bool,
 }
 
 const fn s(
@@ -21,28 +20,12 @@ const fn s(
         flag,
         default,
         help,
-        secret: false,
-    }
-}
-
-const fn secret(
-    env: &'static str,
-    flag: &'static str,
-    default: &'static str,
-    help: &'static str,
-) -> Setting {
-    Setting {
-        env,
-        flag,
-        default,
-        help,
-        secret: true,
     }
 }
 
 /// Every setting, in the contract's order.
 pub const SETTINGS: &[Setting] = &[
-    secret(
+    s(
         "AMQP_URL",
         "amqp-url",
         "amqp://guest:guest@127.0.0.1:5672/%2f",
@@ -117,13 +100,13 @@ pub const SETTINGS: &[Setting] = &[
     ),
     s("S3_REGION", "s3-region", "auto", "S3 region (R2: auto)"),
     s("S3_BUCKET", "s3-bucket", "", "selects the S3 store"),
-    secret(
+    s(
         "S3_ACCESS_KEY_ID",
         "s3-access-key-id",
         "",
         "falls back to AWS_ACCESS_KEY_ID; never printed",
     ),
-    secret(
+    s(
         "S3_SECRET_ACCESS_KEY",
         "s3-secret-access-key",
         "",

@@ -31,22 +31,47 @@ use crate::origin::{Origin, OriginConfig};
 use crate::result::{ResultMessage, Status};
 use report::{JobRecord, Summary};
 
-/// What to run.
-#[derive(Debug, Clone)]
+/// What to run: the `rehost loadtest` flags.
+#[derive(Debug, Clone, clap::Args)]
 pub struct Options {
+    /// Slideshow jobs to publish.
+    #[arg(long, default_value_t = 100)]
     pub jobs: usize,
+    /// Images per slideshow (fixture JPEGs of about 200 KB, distinct bytes each).
+    #[arg(long, default_value_t = 10)]
     pub images: usize,
+    /// Video jobs to publish besides the slideshows.
+    #[arg(long, default_value_t = 0)]
     pub videos: usize,
+    /// Size of each generated video, MiB.
+    #[arg(long, default_value_t = 8)]
     pub video_mib: u64,
+    /// Share of slideshow jobs that target hosted accounts only (0 to 1).
+    #[arg(long, default_value_t = 0.0)]
     pub hosted_ratio: f64,
-    /// Jobs per second; 0 publishes as fast as possible.
+    /// Jobs published per second; 0 for as fast as possible.
+    #[arg(long, default_value_t = 0.0)]
     pub rate: f64,
+    /// Latency the loopback origin adds to every answer, milliseconds.
+    #[arg(long, default_value_t = 0)]
     pub origin_latency_ms: u64,
+    /// Bandwidth cap per origin response, megabits per second.
+    #[arg(long)]
     pub origin_mbps: Option<f64>,
+    /// Start this many `rehost worker` processes (0: use running workers).
+    #[arg(long, default_value_t = 0)]
     pub spawn_workers: usize,
-    pub deadline: Duration,
+    /// Give up waiting for results after this many seconds (missing ones are lost).
+    #[arg(long, default_value_t = 600)]
+    pub deadline_secs: u64,
+    /// Print the summary as one JSON object.
+    #[arg(long)]
     pub json: bool,
+    /// Write summary.json, throughput.svg and latency.svg into this directory.
+    #[arg(long)]
     pub report: Option<PathBuf>,
+    /// Directory of fixture media the origin serves.
+    #[arg(long, default_value = "fixtures/media")]
     pub media: PathBuf,
 }
 
@@ -210,7 +235,7 @@ pub async fn run(config: &Config, opts: &Options) -> anyhow::Result<bool> {
         })
     };
     let total = opts.jobs + opts.videos;
-    let deadline = started + opts.deadline;
+    let deadline = started + Duration::from_secs(opts.deadline_secs);
     let mut done = 0usize;
     while done < total && Instant::now() < deadline {
         tokio::select! {
