@@ -26,19 +26,19 @@
 //! [`loadtest`], [`origin`] (a loopback media origin with fault modes for
 //! demos, tests and load tests), [`telemetry`] and [`shutdown`].
 
+pub mod app;
 pub mod broker;
 pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod error;
 pub mod fetch;
-pub mod http;
+pub mod fixture_origin;
 pub mod ingest;
 pub mod job;
 pub mod loadtest;
 pub mod media;
 pub mod metrics;
-pub mod origin;
 pub mod pipeline;
 pub mod result;
 pub mod shutdown;

@@ -2,7 +2,7 @@
 
 use std::process::{Command, Output};
 
-use rehost::origin::{Origin, OriginConfig};
+use rehost::fixture_origin::{Origin, OriginConfig};
 
 fn rehost(args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_rehost"));

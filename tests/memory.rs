@@ -7,14 +7,13 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use rehost::app::App;
 use rehost::config::{Config, Raw, StoreConfig};
+use rehost::fetch::FetchConfig;
 use rehost::fetch::guard::AllowList;
-use rehost::fetch::{FetchConfig, Fetcher};
-use rehost::ingest::Ingestor;
-use rehost::origin::{Origin, OriginConfig};
+use rehost::fixture_origin::{Origin, OriginConfig};
 use rehost::pipeline::{Pipeline, Processed};
 use rehost::result::Status;
-use rehost::store::Store;
 
 struct Counting;
 
@@ -58,23 +57,13 @@ fn pipeline_for(
     settings: &[(&'static str, &str)],
     fetch: FetchConfig,
 ) -> impl std::future::Future<Output = Pipeline> {
-    let config = Config::load(&Raw::from_pairs(settings)).expect("settings");
-    let store_cfg = StoreConfig::Dir {
+    let mut config = Config::load(&Raw::from_pairs(settings)).expect("settings");
+    config.fetch = fetch;
+    config.store = Some(StoreConfig::Dir {
         root: dir.to_path_buf(),
         public_base: "https://media.example.net".into(),
-    };
-    async move {
-        let store = Store::open(&store_cfg, &config).await.expect("store");
-        Pipeline {
-            ingestor: Ingestor::new(
-                Fetcher::new(fetch).expect("fetcher"),
-                Some(store),
-                config.limits,
-            ),
-            job_timeout: config.job_timeout,
-            max_attempts: config.max_attempts,
-        }
-    }
+    });
+    async move { App::build(&config).await.expect("app").pipeline }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -2,23 +2,22 @@
 
 use futures_util::StreamExt;
 
-use super::EXIT_USAGE;
 use crate::config::Config;
-use crate::error::ErrorCode;
-use crate::fetch::{FetchConfig, Fetcher};
+use crate::error::{self, ErrorCode};
 use crate::ingest::Ingestor;
 use crate::job::{self, JobKind};
 use crate::result::AssetOut;
 
 pub async fn run(config: &Config, urls: &[String], video: bool) -> u8 {
-    let fetcher = match Fetcher::new(FetchConfig::from_config(config)) {
-        Ok(f) => f,
-        Err(e) => {
-            eprintln!("rehost: {e:#}");
-            return EXIT_USAGE;
-        }
+    // A check stores nothing: no store is opened.
+    let mut config = config.clone();
+    config.store = None;
+    let app = match super::build(&config).await {
+        Ok(app) => app,
+        Err(status) => return status,
     };
-    let ingestor = Ingestor::new(fetcher, None, config.limits);
+    let ingestor = app.pipeline.ingestor.clone();
+    let deadline = config.job_timeout;
     let kind = if video {
         JobKind::Video
     } else {
@@ -26,7 +25,16 @@ pub async fn run(config: &Config, urls: &[String], video: bool) -> u8 {
     };
     let lines = futures_util::stream::iter(urls.iter().map(|u| {
         let ingestor = ingestor.clone();
-        async move { (u.clone(), check_one(&ingestor, u, kind).await) }
+        async move {
+            let checked = tokio::time::timeout(deadline, check_one(&ingestor, u, kind)).await;
+            let checked = checked.unwrap_or_else(|_| {
+                Err(error::unreachable(format!(
+                    "check deadline of {} s passed",
+                    deadline.as_secs()
+                )))
+            });
+            (u.clone(), checked)
+        }
     }))
     .buffered(8)
     .collect::<Vec<_>>()

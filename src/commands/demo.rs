@@ -8,13 +8,12 @@
 
 use std::path::Path;
 
-use super::{EXIT_USAGE, open_store_or_dir, pipeline};
+use crate::app::{App, EXIT_FATAL, EXIT_USAGE};
 use crate::config::Config;
-use crate::fetch::FetchConfig;
 use crate::fetch::guard::AllowList;
-use crate::origin::{Origin, OriginConfig};
+use crate::fixture_origin::{Origin, OriginConfig};
 use crate::pipeline::Processed;
-use crate::result::Status;
+use crate::result::{ResultMessage, Status};
 
 /// The origin the fixture jobs name.
 pub const FIXTURE_ORIGIN: &str = "http://127.0.0.1:8080/";
@@ -30,82 +29,36 @@ const DEMO_JOBS: &[&str] = &[
 ];
 
 pub async fn run(config: &Config, media: &Path, jobs: &Path) -> u8 {
-    let origin = match Origin::start(
-        OriginConfig::new(media),
-        "127.0.0.1:0".parse().unwrap_or_else(|_| unreachable!()),
-    )
-    .await
-    {
+    let origin = match Origin::start(OriginConfig::new(media), ([127, 0, 0, 1], 0).into()).await {
         Ok(o) => o,
         Err(e) => {
             eprintln!("rehost: cannot start the loopback origin: {e}");
-            return 1;
+            return EXIT_FATAL;
         }
     };
-    let (store_cfg, store) = match open_store_or_dir(config).await {
-        Ok(s) => s,
+    let mut config = config.clone();
+    config.fetch.allow = AllowList::parse("127.0.0.1/32").unwrap_or_default();
+    let app = match super::app_with_default_store(&config).await {
+        Ok(app) => app,
         Err(status) => return status,
     };
-    let fetch = FetchConfig {
-        allow: AllowList::parse("127.0.0.1/32").unwrap_or_default(),
-        ..FetchConfig::from_config(config)
-    };
-    let pipeline = match pipeline(config, fetch, Some(store)) {
-        Ok(p) => p,
-        Err(e) => {
-            eprintln!("rehost: {e:#}");
-            return 1;
-        }
-    };
     println!(
-        "origin {} serving {}; store {store_cfg:?}\n",
+        "origin {} serving {}; store {:?}\n",
         origin.url(""),
-        media.display()
+        media.display(),
+        app.config.store
     );
     let mut unexpected = 0;
     for name in DEMO_JOBS {
-        let path = jobs.join(name);
-        let text = match std::fs::read_to_string(&path) {
-            Ok(t) => t.replace(FIXTURE_ORIGIN, &origin.url("")),
-            Err(e) => {
-                eprintln!("rehost: cannot read {}: {e}", path.display());
-                return EXIT_USAGE;
-            }
-        };
-        let Processed::Result { result, .. } = pipeline.process(text.as_bytes(), None, 1).await
-        else {
-            eprintln!("rehost: {} is not a job", path.display());
-            return EXIT_USAGE;
+        let result = match run_job(&app, &jobs.join(name), &origin.url("")).await {
+            Ok(r) => r,
+            Err(status) => return status,
         };
         let expect_failure = name.starts_with("invalid");
         if (result.status == Status::Ready) == expect_failure {
             unexpected += 1;
         }
-        println!(
-            "== {name}: {} (rehosted: {})",
-            result.status.as_str(),
-            result.rehosted.unwrap_or(false)
-        );
-        let shown = match (&result.media, &result.error) {
-            (Some(media), _) => serde_json::to_string_pretty(media),
-            (None, Some(error)) => serde_json::to_string_pretty(error),
-            (None, None) => Ok(String::new()),
-        };
-        println!("{}", shown.unwrap_or_default());
-        for a in result.assets.iter().flatten() {
-            println!(
-                "   [{}] {} {}x{} {} bytes{}",
-                a.index,
-                a.content_type,
-                a.width.unwrap_or(0),
-                a.height.unwrap_or(0),
-                a.bytes.map_or("?".into(), |b| b.to_string()),
-                a.duration_ms
-                    .map(|d| format!(" {d} ms {}", a.codec.as_deref().unwrap_or("")))
-                    .unwrap_or_default(),
-            );
-        }
-        println!();
+        print_result(name, &result);
     }
     println!(
         "origin served {} requests, {} bytes",
@@ -113,4 +66,48 @@ pub async fn run(config: &Config, media: &Path, jobs: &Path) -> u8 {
         origin.stats.bytes_sent()
     );
     u8::from(unexpected > 0)
+}
+
+/// Runs one fixture job against the origin at `base`.
+async fn run_job(app: &App, path: &Path, base: &str) -> Result<ResultMessage, u8> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        eprintln!("rehost: cannot read {}: {e}", path.display());
+        EXIT_USAGE
+    })?;
+    let body = text.replace(FIXTURE_ORIGIN, base);
+    match app.pipeline.process(body.as_bytes(), None, 1).await {
+        Processed::Result { result, .. } => Ok(*result),
+        Processed::NotAJob { .. } => {
+            eprintln!("rehost: {} is not a job", path.display());
+            Err(EXIT_USAGE)
+        }
+    }
+}
+
+fn print_result(name: &str, result: &ResultMessage) {
+    println!(
+        "== {name}: {} (rehosted: {})",
+        result.status.as_str(),
+        result.rehosted.unwrap_or(false)
+    );
+    let shown = match (&result.media, &result.error) {
+        (Some(media), _) => serde_json::to_string_pretty(media),
+        (None, Some(error)) => serde_json::to_string_pretty(error),
+        (None, None) => Ok(String::new()),
+    };
+    println!("{}", shown.unwrap_or_default());
+    for a in result.assets.iter().flatten() {
+        println!(
+            "   [{}] {} {}x{} {} bytes{}",
+            a.index,
+            a.content_type,
+            a.width.unwrap_or(0),
+            a.height.unwrap_or(0),
+            a.bytes.map_or("?".into(), |b| b.to_string()),
+            a.duration_ms
+                .map(|d| format!(" {d} ms {}", a.codec.as_deref().unwrap_or("")))
+                .unwrap_or_default(),
+        );
+    }
+    println!();
 }

@@ -2,9 +2,8 @@
 
 use std::io::Read;
 
-use super::{EXIT_USAGE, open_store_or_dir, pipeline};
+use crate::app::{EXIT_FATAL, EXIT_USAGE};
 use crate::config::Config;
-use crate::fetch::FetchConfig;
 use crate::job::MAX_BODY_BYTES;
 use crate::pipeline::Processed;
 use crate::result::Status;
@@ -20,18 +19,11 @@ pub async fn run(config: &Config, file: &str, attempt: u32) -> u8 {
             return EXIT_USAGE;
         }
     };
-    let (_, store) = match open_store_or_dir(config).await {
-        Ok(s) => s,
+    let app = match super::app_with_default_store(config).await {
+        Ok(app) => app,
         Err(status) => return status,
     };
-    let pipeline = match pipeline(config, FetchConfig::from_config(config), Some(store)) {
-        Ok(p) => p,
-        Err(e) => {
-            eprintln!("rehost: {e:#}");
-            return 1;
-        }
-    };
-    match pipeline.process(&body, None, attempt.max(1)).await {
+    match app.pipeline.process(&body, None, attempt.max(1)).await {
         Processed::NotAJob { reason } => {
             eprintln!("rehost: {file} is not a job: {reason}");
             EXIT_USAGE
@@ -41,7 +33,7 @@ pub async fn run(config: &Config, file: &str, attempt: u32) -> u8 {
                 Ok(json) => println!("{json}"),
                 Err(e) => {
                     eprintln!("rehost: cannot print the result: {e}");
-                    return 1;
+                    return EXIT_FATAL;
                 }
             }
             match result.status {

@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
-use crate::origin::{Origin, OriginConfig};
+use crate::fixture_origin::{Origin, OriginConfig};
 
 pub async fn run(
     dir: &Path,
@@ -12,6 +12,7 @@ pub async fn run(
     unique: bool,
     latency_ms: u64,
     mbps: Option<f64>,
+    shutdown: impl Future<Output = ()>,
 ) -> u8 {
     let cfg = OriginConfig {
         root: dir.to_path_buf(),
@@ -31,6 +32,6 @@ pub async fn run(
         dir.display(),
         origin.addr()
     );
-    crate::shutdown::signal().await;
+    shutdown.await;
     0
 }

@@ -185,6 +185,12 @@ pub const SETTINGS: &[Setting] = &[
         "true (loopback, private, CGNAT, unique-local) or a comma list of CIDRs origins may resolve to",
     ),
     s(
+        "REHOST_STALL_SECS",
+        "stall-secs",
+        "300",
+        "/healthz fails after this long without an active basic.consume while the broker and the store answer and a permit is free",
+    ),
+    s(
         "REHOST_HTTP_ADDR",
         "http-addr",
         "0.0.0.0:9090",

@@ -3,7 +3,7 @@
 use std::fmt;
 use std::path::PathBuf;
 
-use super::{ConfigError, Raw, boolean, err};
+use super::reader::{ConfigError, Reader, boolean, err};
 
 /// Where assets are stored.
 #[derive(Clone, PartialEq, Eq)]
@@ -51,8 +51,8 @@ impl fmt::Debug for StoreConfig {
 }
 
 /// Which store the settings select, if any.
-pub(super) fn parse(raw: &Raw) -> Result<Option<StoreConfig>, ConfigError> {
-    let public_base = raw
+pub(super) fn parse(r: &Reader<'_>) -> Result<Option<StoreConfig>, ConfigError> {
+    let public_base = r
         .non_empty("PUBLIC_BASE_URL")
         .map(|v| v.trim_end_matches('/').to_string());
     if let Some(base) = &public_base
@@ -63,40 +63,56 @@ pub(super) fn parse(raw: &Raw) -> Result<Option<StoreConfig>, ConfigError> {
             "expected an http(s):// or file:// URL",
         ));
     }
-    if let Some(dir) = raw.non_empty("REHOST_STORE_DIR") {
+    if let Some(dir) = r.non_empty("REHOST_STORE_DIR") {
         let root = PathBuf::from(dir);
         let public_base = match public_base {
             Some(p) => p,
             None => dir_url(&root).map_err(|m| err("REHOST_STORE_DIR", m))?,
         };
+        r.computed("PUBLIC_BASE_URL", public_base.clone());
         return Ok(Some(StoreConfig::Dir { root, public_base }));
     }
-    let Some(bucket) = raw.non_empty("S3_BUCKET") else {
+    let Some(bucket) = r.non_empty("S3_BUCKET") else {
         return Ok(None);
     };
-    let endpoint = raw.non_empty("S3_ENDPOINT").map(str::to_string);
+    s3(r, bucket, public_base).map(|s3| Some(StoreConfig::S3(s3)))
+}
+
+fn s3(r: &Reader<'_>, bucket: &str, public_base: Option<String>) -> Result<S3Config, ConfigError> {
+    let endpoint = r.non_empty("S3_ENDPOINT").map(str::to_string);
     if let Some(e) = &endpoint
         && url::Url::parse(e).map_or(true, |u| !matches!(u.scheme(), "http" | "https"))
     {
         return Err(err("S3_ENDPOINT", "expected an http:// or https:// URL"));
     }
-    let key = |primary: &'static str, fallback: &'static str| {
-        raw.non_empty(primary)
-            .or_else(|| raw.non_empty(fallback))
-            .map(str::to_string)
-            .ok_or_else(|| {
-                err(
-                    primary,
-                    format!("required with S3_BUCKET (or set {fallback})"),
-                )
-            })
+    let key = |primary: &'static str, fallback: &'static str| -> Result<String, ConfigError> {
+        match r.secret(primary)? {
+            Some(v) => Ok(v),
+            None => {
+                let v = r
+                    .raw_text(fallback)
+                    .map(str::trim)
+                    .filter(|v| !v.is_empty());
+                let v = v.ok_or_else(|| {
+                    err(
+                        primary,
+                        format!("required with S3_BUCKET (or set {fallback})"),
+                    )
+                })?;
+                r.computed(primary, format!("<redacted> (from {fallback})"));
+                Ok(v.to_string())
+            }
+        }
     };
-    let force_path_style = match raw.non_empty("S3_FORCE_PATH_STYLE") {
+    let force_path_style = match r.non_empty("S3_FORCE_PATH_STYLE") {
         Some(v) => boolean("S3_FORCE_PATH_STYLE", v)?,
         None => endpoint.is_some(),
     };
-    Ok(Some(StoreConfig::S3(S3Config {
-        region: raw.non_empty("S3_REGION").unwrap_or("auto").to_string(),
+    r.computed("S3_FORCE_PATH_STYLE", force_path_style.to_string());
+    let region = r.non_empty("S3_REGION").unwrap_or("auto").to_string();
+    r.computed("S3_REGION", region.clone());
+    Ok(S3Config {
+        region,
         bucket: bucket.to_string(),
         access_key_id: key("S3_ACCESS_KEY_ID", "AWS_ACCESS_KEY_ID")?,
         secret_access_key: key("S3_SECRET_ACCESS_KEY", "AWS_SECRET_ACCESS_KEY")?,
@@ -104,7 +120,7 @@ pub(super) fn parse(raw: &Raw) -> Result<Option<StoreConfig>, ConfigError> {
         public_base: public_base
             .ok_or_else(|| err("PUBLIC_BASE_URL", "required with S3_BUCKET"))?,
         endpoint,
-    })))
+    })
 }
 
 /// `file://` URL of a directory (made absolute).

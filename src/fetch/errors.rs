@@ -9,7 +9,7 @@ use url::Url;
 
 use super::MAX_REDIRECTS;
 use super::guard::Forbidden;
-use crate::error::{self, ErrorCode, JobError};
+use crate::error::{self, ErrorCode, JobError, error_chain};
 
 /// Why a redirect was not followed.
 #[derive(Debug)]
@@ -116,21 +116,6 @@ pub(super) fn classify(e: &reqwest::Error) -> JobError {
         "request failed"
     };
     error::unreachable(format!("{what}: {}", error_chain(e)))
-}
-
-/// The error and its causes on one line.
-pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let text = s.to_string();
-        if !out.contains(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        source = s.source();
-    }
-    out
 }
 
 #[cfg(test)]

@@ -20,7 +20,6 @@ mod hosts;
 pub mod resolver;
 
 pub use body::Body;
-pub use errors::error_chain;
 use errors::{
     RedirectRefused, classify, content_range_total, forbidden, status_error, unfollowed_redirect,
 };
@@ -35,13 +34,15 @@ use url::Url;
 use crate::error::{self, JobError};
 use guard::{AllowList, Guard, literal_ip};
 use hosts::HostLimiter;
-use resolver::{GuardedResolver, Lookup, SystemLookup};
+use resolver::GuardedResolver;
+pub use resolver::{Lookup, SystemLookup};
 
 /// Most redirects followed.
 pub const MAX_REDIRECTS: usize = 5;
 
-/// How the fetcher behaves. The defaults are the contract's.
-#[derive(Clone)]
+/// How the fetcher behaves. The defaults are the contract's; the settings
+/// fill in the rest (see [`crate::config::Config`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FetchConfig {
     pub connect_timeout: Duration,
     /// No byte for this long aborts a transfer.
@@ -52,8 +53,6 @@ pub struct FetchConfig {
     pub min_rate_bytes_per_sec: u64,
     pub per_host_connections: usize,
     pub allow: AllowList,
-    /// Name lookups; the system resolver unless a test injects one.
-    pub lookup: Arc<dyn Lookup>,
 }
 
 impl Default for FetchConfig {
@@ -65,20 +64,6 @@ impl Default for FetchConfig {
             min_rate_bytes_per_sec: 4096 * 1024,
             per_host_connections: 8,
             allow: AllowList::default(),
-            lookup: Arc::new(SystemLookup),
-        }
-    }
-}
-
-impl FetchConfig {
-    /// The contract's fetch settings from the configuration.
-    pub fn from_config(c: &crate::config::Config) -> Self {
-        FetchConfig {
-            base_timeout: c.fetch_timeout,
-            min_rate_bytes_per_sec: c.min_rate_kbps.saturating_mul(1024),
-            per_host_connections: c.per_host_connections,
-            allow: c.allow.clone(),
-            ..FetchConfig::default()
         }
     }
 }
@@ -114,9 +99,11 @@ pub struct Opened {
 }
 
 impl Fetcher {
+    /// `lookup` resolves host names: [`SystemLookup`] in production.
+    ///
     /// # Errors
     /// When the HTTP client cannot be built (TLS roots unavailable).
-    pub fn new(cfg: FetchConfig) -> anyhow::Result<Self> {
+    pub fn new(cfg: FetchConfig, lookup: Arc<dyn Lookup>) -> anyhow::Result<Self> {
         let guard = Arc::new(Guard::new(cfg.allow.clone()));
         let mut headers = HeaderMap::new();
         headers.insert(
@@ -151,7 +138,7 @@ impl Fetcher {
             .pool_max_idle_per_host(cfg.per_host_connections)
             .dns_resolver(GuardedResolver {
                 guard: guard.clone(),
-                lookup: cfg.lookup.clone(),
+                lookup,
             })
             .build()?;
         Ok(Fetcher {

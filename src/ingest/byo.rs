@@ -1,26 +1,24 @@
-//! Re-hosting: the whole asset read once, checked, hashed and stored under
-//! its content-addressed key. Images are held in memory (bounded by the image
-//! limit and the shared buffer budget); videos stream straight into the
-//! store's upload, so memory does not grow with their size.
+//! Re-hosted posts: every asset downloaded whole, hashed and stored. Images
+//! are held in memory (bounded by the image limit and a shared buffer
+//! budget); videos stream straight into the store's upload, so memory does
+//! not grow with their size.
 
 use std::time::Instant;
 
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
 
-use super::asset::{
-    PREFIX_BYTES, append, fill, format_for, image_dims, max_bytes, truncated_header,
-};
+use super::asset::{PREFIX_BYTES, append, fill, max_bytes};
 use super::{AssetResult, Ingestor};
 use crate::error::{self, JobError};
 use crate::fetch::Body;
 use crate::job::{JobKind, SourceUrl};
-use crate::media::image;
-use crate::media::video::{VideoError, VideoProbe};
-use crate::media::{Format, MediaInfo};
+use crate::media::check::{self, Kind};
+use crate::media::video::VideoProbe;
+use crate::media::{Format, MediaInfo, Need};
 use crate::metrics::METRICS;
 use crate::result::AssetOut;
-use crate::store::{Store, Upload};
+use crate::store::{Content, Store, Stored, Upload};
 
 pub(super) async fn ingest(
     ing: &Ingestor,
@@ -34,20 +32,21 @@ pub(super) async fn ingest(
         .open(&src.url, None, max_bytes(&ing.limits, kind))
         .await?;
     let declared = opened.content_length;
-    match kind {
-        JobKind::Slideshow => image(ing, store, workspace, src, opened.body, declared).await,
-        JobKind::Video => video(store, workspace, src, opened.body, declared).await,
-    }
+    let (stored, info) = match kind {
+        JobKind::Slideshow => image(ing, store, workspace, opened.body, declared).await?,
+        JobKind::Video => video(store, workspace, opened.body, declared).await?,
+    };
+    Ok(stored.asset(src, info))
 }
 
+/// Reads a whole image into memory, checks it, and stores it.
 async fn image(
     ing: &Ingestor,
     store: &Store,
     workspace: &str,
-    src: &SourceUrl,
     mut body: Body,
     declared: Option<u64>,
-) -> AssetResult {
+) -> Result<(Record, MediaInfo), JobError> {
     let reserve = declared
         .unwrap_or(ing.limits.max_image_bytes)
         .div_ceil(1024)
@@ -63,12 +62,12 @@ async fn image(
             .max(PREFIX_BYTES),
     );
     let mut eof = fill(&mut body, &mut buf, PREFIX_BYTES).await?;
-    let format = format_for(&buf, JobKind::Slideshow)?;
+    let format = check::expect_format(&buf, Kind::Image)?;
     let dims = loop {
-        match image_dims(format, &buf, &ing.limits)? {
-            Ok(d) => break d,
-            Err(_) if eof => return Err(truncated_header(format)),
-            Err(need) => {
+        match check::image_header(format, &buf, ing.limits.max_image_pixels)? {
+            Need::Done(d) => break d,
+            Need::More(_) if eof => return Err(check::truncated_header(format).into()),
+            Need::More(need) => {
                 eof = fill(
                     &mut body,
                     &mut buf,
@@ -83,41 +82,35 @@ async fn image(
             append(&mut buf, &chunk, body.max_bytes());
         }
     }
-    image::check_complete(format, &buf).map_err(error::corrupt_media)?;
+    check::image_complete(format, &buf)?;
     let sha = hex::encode(Sha256::digest(&buf));
-    let key = store.keys().object(workspace, &sha, format.ext());
     let bytes = buf.len() as u64;
     let started = Instant::now();
-    let stored = store
-        .put_bytes(&key, Bytes::from(buf), format.content_type())
-        .await?;
+    let content = Content {
+        workspace,
+        sha256: &sha,
+        format,
+    };
+    let stored = store.put(content, Bytes::from(buf)).await?;
     let info = MediaInfo {
         width: Some(dims.width),
         height: Some(dims.height),
         ..MediaInfo::default()
     };
-    let stored = Stored {
-        key,
-        sha,
-        bytes,
-        format,
-        started,
-        new: stored,
-    };
-    Ok(stored.asset(store, src, info))
+    Ok((Record::new(stored, sha, bytes, format, started), info))
 }
 
+/// Streams a video into the store while probing and hashing it.
 async fn video(
     store: &Store,
     workspace: &str,
-    src: &SourceUrl,
     mut body: Body,
     declared: Option<u64>,
-) -> AssetResult {
+) -> Result<(Record, MediaInfo), JobError> {
     let mut head = Vec::with_capacity(PREFIX_BYTES);
     let eof = fill(&mut body, &mut head, PREFIX_BYTES).await?;
-    let format = format_for(&head, JobKind::Video)?;
-    let mut upload = store.begin(format.content_type(), declared).await?;
+    let format = check::expect_format(&head, Kind::Video)?;
+    let mut upload = store.begin(workspace, format, declared).await?;
     let streamed = stream(&mut upload, &mut body, head, eof, VideoProbe::new(format)).await;
     let (sha, bytes, info) = match streamed {
         Ok(v) => v,
@@ -126,46 +119,45 @@ async fn video(
             return Err(e);
         }
     };
-    let key = store.keys().object(workspace, &sha, format.ext());
     let started = Instant::now();
-    let stored = upload.finish(&key).await?;
-    let stored = Stored {
-        key,
-        sha,
-        bytes,
-        format,
-        started,
-        new: stored,
-    };
-    Ok(stored.asset(store, src, info))
+    let stored = upload.finish(&sha).await?;
+    Ok((Record::new(stored, sha, bytes, format, started), info))
 }
 
-/// An asset written (or found already there) under its key.
-struct Stored {
-    key: String,
+/// An asset written (or found already there), with what the result reports.
+struct Record {
+    stored: Stored,
     sha: String,
     bytes: u64,
     format: Format,
     /// When the final store write began (for the store latency metric).
     started: Instant,
-    /// Whether anything new was written (false: identical bytes were there).
-    new: bool,
 }
 
-impl Stored {
+impl Record {
+    fn new(stored: Stored, sha: String, bytes: u64, format: Format, started: Instant) -> Self {
+        Record {
+            stored,
+            sha,
+            bytes,
+            format,
+            started,
+        }
+    }
+
     /// Records the store metrics and logs, and builds the asset's record.
-    fn asset(self, store: &Store, src: &SourceUrl, info: MediaInfo) -> AssetOut {
+    fn asset(self, src: &SourceUrl, info: MediaInfo) -> AssetOut {
         METRICS
             .store_seconds
             .observe(self.started.elapsed().as_secs_f64());
-        if self.new {
+        if self.stored.new {
             METRICS.bytes_stored.inc_by(self.bytes);
         }
-        tracing::info!(key = %self.key, bytes = self.bytes, stored = self.new, "asset re-hosted");
+        tracing::info!(key = %self.stored.key, bytes = self.bytes, stored = self.stored.new, "asset re-hosted");
         AssetOut {
             index: 0,
             source_url: src.raw.clone(),
-            url: store.public_url(&self.key),
+            url: self.stored.url,
             sha256: Some(self.sha),
             bytes: Some(self.bytes),
             content_type: self.format.content_type().into(),
@@ -187,26 +179,17 @@ async fn stream(
 ) -> Result<(String, u64, MediaInfo), JobError> {
     let mut hasher = Sha256::new();
     let mut total = head.len() as u64;
-    probe.feed(&head).map_err(video_error)?;
+    probe.feed(&head)?;
     hasher.update(&head);
     upload.write(Bytes::from(head)).await?;
     if !eof {
         while let Some(chunk) = body.chunk().await? {
-            probe.feed(&chunk).map_err(video_error)?;
+            probe.feed(&chunk)?;
             hasher.update(&chunk);
             total += chunk.len() as u64;
             upload.write(chunk).await?;
         }
     }
-    let info = probe.finish().map_err(video_error)?;
+    let info = probe.finish()?;
     Ok((hex::encode(hasher.finalize()), total, info))
-}
-
-fn video_error(e: VideoError) -> JobError {
-    match e {
-        VideoError::Corrupt(m) => error::corrupt_media(m),
-        VideoError::NoVideoTrack => {
-            error::unsupported_format("the file has no video track (audio only?)")
-        }
-    }
 }

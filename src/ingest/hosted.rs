@@ -3,19 +3,22 @@
 //! A ranged GET asks for the first 64 KiB (never HEAD: presigned URLs refuse
 //! it). When the origin ignores `Range` and sends the whole file, the prefix
 //! is read and the connection dropped. A header that lies further in (a JPEG
-//! behind large metadata, a WebM with big track headers) costs one more
-//! ranged read; an MP4 whose `moov` follows `mdat` costs one ranged read of
-//! the file's tail. Metadata that cannot be had cheaply is omitted.
+//! behind large metadata, a WebM with big track headers) costs ranged reads
+//! of what follows; an MP4 whose `moov` follows `mdat` costs one ranged read
+//! of the file's tail. Metadata that cannot be had cheaply is omitted.
+//!
+//! An asset holds at most one response at a time: the previous one is
+//! dropped before the next request, so an asset never waits for a
+//! connection place to its host while holding one itself.
 
-use super::asset::{
-    IMAGE_HEADER_CAP, PREFIX_BYTES, WEBM_HEADER_CAP, fill, format_for, image_dims, max_bytes,
-    truncated_header,
-};
+use super::asset::{PREFIX_BYTES, append, fill, max_bytes, media_kind};
 use super::{AssetResult, Ingestor};
-use crate::error::{self, JobError};
+use crate::error::JobError;
 use crate::fetch::{Body, Fetcher, Range};
 use crate::job::{JobKind, SourceUrl};
-use crate::media::{Format, MediaInfo, ProbeError, image, mp4, webm};
+use crate::media::check::{self, IMAGE_HEADER_CAP};
+use crate::media::video::{Partial, VideoProbe};
+use crate::media::{Format, MediaError, MediaInfo, Need};
 use crate::result::AssetOut;
 
 /// Largest file tail read to find a trailing `moov`.
@@ -27,8 +30,8 @@ struct Prefix<'a> {
     src: &'a SourceUrl,
     max: u64,
     head: Vec<u8>,
-    body: Body,
-    eof: bool,
+    /// The first response, while it may still carry bytes.
+    body: Option<Body>,
     /// The origin honours ranges.
     partial: bool,
     /// The whole file's size, when the origin said.
@@ -38,27 +41,33 @@ struct Prefix<'a> {
 impl Prefix<'_> {
     /// Whether `head` is the whole file.
     fn whole(&self) -> bool {
-        self.eof && (!self.partial || self.total == Some(self.head.len() as u64))
+        self.body.is_none() && (!self.partial || self.total == Some(self.head.len() as u64))
     }
 
-    /// Reads on until `head` holds `want` bytes (or the file ends).
+    /// Reads on until `head` holds `want` bytes (or the file ends): from the
+    /// first response while it lasts, then with a ranged read of the rest.
     async fn extend_to(&mut self, want: u64) -> Result<(), JobError> {
-        let want = usize::try_from(want).unwrap_or(usize::MAX);
-        if !self.eof {
-            self.eof = fill(&mut self.body, &mut self.head, want).await?;
+        let want = want.min(self.total.unwrap_or(u64::MAX));
+        if let Some(body) = &mut self.body {
+            let wanted = usize::try_from(want).unwrap_or(usize::MAX);
+            if fill(body, &mut self.head, wanted).await? {
+                self.body = None;
+            }
+        }
+        let have = self.head.len() as u64;
+        if have >= want || self.whole() || !self.partial {
             return Ok(());
         }
-        if self.whole() || self.head.len() >= want {
-            return Ok(());
-        }
-        let start = self.head.len() as u64;
+        // The first response gave what it had: free its connection first.
+        self.body = None;
         let range = Range {
-            start,
-            end: Some(want as u64 - 1),
+            start: have,
+            end: Some(want - 1),
         };
-        let mut more = read_range(self.fetcher, self.src, range, self.max).await?;
-        self.head.append(&mut more);
-        if (self.head.len() as u64) < want as u64 {
+        let more = read_range(self.fetcher, self.src, range, self.max).await?;
+        let got = more.len() as u64;
+        append(&mut self.head, &more, self.max);
+        if got < want - have {
             // The file is shorter than we asked for: it ended.
             self.total = Some(self.head.len() as u64);
         }
@@ -93,30 +102,10 @@ async fn read_range(
 
 pub(super) async fn check(ing: &Ingestor, src: &SourceUrl, kind: JobKind) -> AssetResult {
     let max = max_bytes(&ing.limits, kind);
-    let range = Range {
-        start: 0,
-        end: Some(PREFIX_BYTES as u64 - 1),
-    };
-    let opened = ing.fetcher.open(&src.url, Some(range), max).await?;
-    let mut p = Prefix {
-        fetcher: &ing.fetcher,
-        src,
-        max,
-        head: Vec::new(),
-        eof: opened.status == 416,
-        partial: opened.partial,
-        total: opened.total_size,
-        body: opened.body,
-    };
-    if opened.status == 416 {
-        // Not satisfiable from byte 0: the file is empty.
-        p.total = Some(0);
-    } else {
-        p.eof = fill(&mut p.body, &mut p.head, PREFIX_BYTES).await?;
-    }
-    let format = format_for(&p.head, kind)?;
+    let mut p = open(&ing.fetcher, src, max).await?;
+    let format = check::expect_format(&p.head, media_kind(kind))?;
     let info = if format.is_image() {
-        image_info(&mut p, format, ing).await?
+        image_info(&mut p, format, ing.limits.max_image_pixels).await?
     } else {
         video_info(&mut p, format).await?
     };
@@ -136,30 +125,53 @@ pub(super) async fn check(ing: &Ingestor, src: &SourceUrl, kind: JobKind) -> Ass
     })
 }
 
+/// Asks for the first [`PREFIX_BYTES`] and reads what comes.
+async fn open<'a>(
+    fetcher: &'a Fetcher,
+    src: &'a SourceUrl,
+    max: u64,
+) -> Result<Prefix<'a>, JobError> {
+    let range = Range {
+        start: 0,
+        end: Some(PREFIX_BYTES as u64 - 1),
+    };
+    let opened = fetcher.open(&src.url, Some(range), max).await?;
+    let empty = opened.status == 416;
+    let mut p = Prefix {
+        fetcher,
+        src,
+        max,
+        head: Vec::new(),
+        partial: opened.partial,
+        // Not satisfiable from byte 0: the file is empty.
+        total: if empty { Some(0) } else { opened.total_size },
+        body: (!empty).then_some(opened.body),
+    };
+    p.extend_to(PREFIX_BYTES as u64).await?;
+    Ok(p)
+}
+
 async fn image_info(
     p: &mut Prefix<'_>,
     format: Format,
-    ing: &Ingestor,
+    max_pixels: u64,
 ) -> Result<MediaInfo, JobError> {
     let dims = loop {
-        match image_dims(format, &p.head, &ing.limits)? {
-            Ok(d) => break d,
-            Err(_) if p.whole() => return Err(truncated_header(format)),
-            Err(need) => {
+        match check::image_header(format, &p.head, max_pixels)? {
+            Need::Done(d) => break d,
+            Need::More(_) if p.whole() => return Err(check::truncated_header(format).into()),
+            Need::More(need) => {
                 let before = p.head.len();
-                p.extend_to(
-                    need.max(before as u64 + PREFIX_BYTES as u64)
-                        .min(IMAGE_HEADER_CAP),
-                )
-                .await?;
+                let want = need.max(before as u64 + PREFIX_BYTES as u64);
+                p.extend_to(want.min(IMAGE_HEADER_CAP)).await?;
                 if p.head.len() == before {
-                    return Err(truncated_header(format));
+                    return Err(check::truncated_header(format).into());
                 }
             }
         }
     };
     if p.whole() {
-        image::check_complete(format, &p.head).map_err(error::corrupt_media)?;
+        check::image_complete(format, &p.head)?;
     }
     Ok(MediaInfo {
         width: Some(dims.width),
@@ -169,80 +181,47 @@ async fn image_info(
 }
 
 async fn video_info(p: &mut Prefix<'_>, format: Format) -> Result<MediaInfo, JobError> {
-    let info = match format {
-        Format::Webm => webm_info(p).await?,
-        _ => mp4_info(p).await?,
-    };
-    info.ok_or_else(|| error::unsupported_format("the file has no video track (audio only?)"))
-}
-
-async fn webm_info(p: &mut Prefix<'_>) -> Result<Option<MediaInfo>, JobError> {
     loop {
-        match webm::probe(&p.head) {
-            Ok(probe) => {
-                if p.whole() && probe.segment_end.is_some_and(|e| e > p.head.len() as u64) {
-                    return Err(error::corrupt_media(
-                        "WebM: file ends inside its Segment (truncated)",
-                    ));
-                }
-                return Ok(probe.info);
-            }
-            Err(ProbeError::Corrupt(m)) => return Err(error::corrupt_media(m)),
-            Err(ProbeError::NeedMore(_)) if p.whole() => {
-                return Err(error::corrupt_media(
-                    "WebM: file ends inside its header (truncated)",
-                ));
-            }
-            Err(ProbeError::NeedMore(n))
-                if n > WEBM_HEADER_CAP || p.head.len() as u64 >= WEBM_HEADER_CAP =>
-            {
-                return Ok(Some(MediaInfo::default()));
-            }
-            Err(ProbeError::NeedMore(n)) => {
+        let mut probe = VideoProbe::new(format);
+        probe.feed(&p.head)?;
+        if p.whole() {
+            return Ok(probe.finish()?);
+        }
+        match probe.partial()? {
+            Partial::Known(info) => return Ok(info),
+            Partial::Unknown => return Ok(MediaInfo::default()),
+            Partial::MoovAfter(next) => return moov_at_end(p, format, next).await,
+            Partial::NeedMore(n) => {
                 let before = p.head.len();
-                p.extend_to(n.max(before as u64 * 2).min(WEBM_HEADER_CAP))
-                    .await?;
+                p.extend_to(n.max(before as u64 * 2)).await?;
                 if p.head.len() == before {
-                    return Err(error::corrupt_media(
-                        "WebM: file ends inside its header (truncated)",
-                    ));
+                    return Err(MediaError::Corrupt(format!(
+                        "{}: file ends inside its header (truncated)",
+                        format.name()
+                    ))
+                    .into());
                 }
             }
         }
     }
 }
 
-async fn mp4_info(p: &mut Prefix<'_>) -> Result<Option<MediaInfo>, JobError> {
-    let mut scanner = mp4::Scanner::default();
-    scanner.feed(&p.head).map_err(error::corrupt_media)?;
-    if p.whole() {
-        scanner.check_end().map_err(error::corrupt_media)?;
-        return scanner.info(true).map_err(probe_error);
-    }
-    if scanner.has_moov() {
-        return scanner.info(true).map_err(probe_error);
-    }
-    // moov after mdat: one ranged read of the tail, when it is small.
-    let (Some(next), Some(total)) = (scanner.current_box_end(), p.total) else {
-        return Ok(Some(MediaInfo::default()));
+/// `moov` after `mdat`: one ranged read of the tail, when it is small.
+async fn moov_at_end(p: &mut Prefix<'_>, format: Format, next: u64) -> Result<MediaInfo, JobError> {
+    let Some(total) = p.total else {
+        return Ok(MediaInfo::default());
     };
     if !p.partial || next >= total || total - next > MOOV_TAIL_CAP {
-        return Ok(Some(MediaInfo::default()));
+        return Ok(MediaInfo::default());
     }
+    // Free the first response's connection before asking again.
+    p.body = None;
     let range = Range {
         start: next,
         end: Some(total - 1),
     };
     let tail = read_range(p.fetcher, p.src, range, p.max).await?;
-    let mut tail_scanner = mp4::Scanner::at(next);
-    tail_scanner.feed(&tail).map_err(error::corrupt_media)?;
-    tail_scanner.check_end().map_err(error::corrupt_media)?;
-    tail_scanner.info(false).map_err(probe_error)
-}
-
-fn probe_error(e: ProbeError) -> JobError {
-    match e {
-        ProbeError::Corrupt(m) => error::corrupt_media(m),
-        ProbeError::NeedMore(_) => error::corrupt_media("container ends inside a box"),
-    }
+    let mut probe = VideoProbe::at(format, next);
+    probe.feed(&tail)?;
+    Ok(probe.finish()?)
 }

@@ -1,7 +1,8 @@
 //! One try of one job: every asset checked (and copied when re-hosting),
 //! concurrently, and the job's outcome decided by the contract's precedence.
 //!
-//! - [`asset`]: what both paths share: format rules and header probes;
+//! - [`asset`]: what both paths share: the kind's limit, bounded reads (the
+//!   questions asked of the bytes live in [`crate::media::check`]);
 //! - [`hosted`]: hosted-only posts, a ranged read of a prefix per asset;
 //! - [`byo`]: re-hosted posts, the whole asset streamed, hashed and stored.
 
@@ -59,14 +60,6 @@ impl Ingestor {
                 usize::try_from(budget).unwrap_or(Semaphore::MAX_PERMITS),
             )),
         }
-    }
-
-    pub fn store(&self) -> Option<&Store> {
-        self.store.as_ref()
-    }
-
-    pub fn limits(&self) -> &Limits {
-        &self.limits
     }
 
     /// Runs one try of `job` (no deadline here: the caller sets it).

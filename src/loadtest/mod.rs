@@ -2,7 +2,7 @@
 //! workers it spawns), collect every result by `job_id`, and report
 //! throughput, latency and losses.
 //!
-//! - [`origin`](crate::origin) serves `fixtures/media` on loopback with
+//! - [`origin`](crate::fixture_origin) serves `fixtures/media` on loopback with
 //!   distinct bytes per request path (dedup cannot short-circuit the run),
 //!   optional latency and bandwidth shaping;
 //! - [`procs`]: spawned workers, and their peak memory and CPU from `/proc`;
@@ -27,7 +27,7 @@ use serde_json::json;
 
 use crate::broker::{self, Names, headers::short, topology};
 use crate::config::Config;
-use crate::origin::{Origin, OriginConfig};
+use crate::fixture_origin::{Origin, OriginConfig};
 use crate::result::{ResultMessage, Status};
 use report::{JobRecord, Summary};
 

@@ -5,11 +5,15 @@
 //! - [`image`] reads an image's dimensions from its header without decoding
 //!   pixels, and checks a complete body's structure (chunks, end marker);
 //! - [`mp4`] walks ISO BMFF boxes as they stream past and parses `moov`;
-//! - [`webm`] reads the EBML header, `Info` and `Tracks` of a WebM file.
+//! - [`webm`] reads the EBML header, `Info` and `Tracks` of a WebM file;
+//! - [`video`] feeds a video's bytes to the right container probe;
+//! - [`check`] asks every question the ingest paths ask, and maps the
+//!   answers to the contract's error codes in one place.
 //!
 //! Every parser here works on untrusted bytes: bounded reads, no recursion
 //! without a depth limit, no allocation sized by a header field.
 
+pub mod check;
 pub mod image;
 pub mod mp4;
 mod read;
@@ -17,6 +21,7 @@ pub mod sniff;
 pub mod video;
 pub mod webm;
 
+pub use check::{Kind, MediaError, Need};
 pub use sniff::{Sniffed, sniff};
 
 /// The formats the contract allows.

@@ -192,15 +192,18 @@ impl Scanner {
         Ok(())
     }
 
+    /// Whether a `moov` box was seen but too big to keep.
+    pub fn moov_too_big(&self) -> bool {
+        self.moov_too_big
+    }
+
     /// Metadata from the captured `moov`: `Ok(None)` when there is no video
-    /// track, `Err` when `moov` is malformed. Without a captured `moov`
-    /// (none seen, or too big to keep) there is nothing to say: `Ok(Some(default))`
-    /// when it was too big, and a `Corrupt` error when `require` is set and none was seen.
-    pub fn info(&self, require: bool) -> Result<Option<MediaInfo>, ProbeError> {
+    /// track, `Err` when `moov` is malformed, and defaults when no `moov`
+    /// was kept (none seen yet, or too big to keep).
+    pub fn info(&self) -> Result<Option<MediaInfo>, ProbeError> {
         match &self.moov {
             Some(moov) => parse_moov(moov),
-            None if self.moov_too_big || !require => Ok(Some(MediaInfo::default())),
-            None => Err(ProbeError::corrupt("MP4: no moov box")),
+            None => Ok(Some(MediaInfo::default())),
         }
     }
 }

@@ -1,24 +1,20 @@
-//! A video container probe fed the bytes of a whole file as they stream
-//! past: MP4/MOV boxes through [`mp4::Scanner`], WebM headers through
-//! [`webm::probe`] on a bounded head.
+//! A video container probe fed the bytes of a file as they stream past:
+//! MP4/MOV boxes through [`mp4::Scanner`], WebM headers through
+//! [`webm::probe`] on a bounded head. It answers for a whole file
+//! ([`VideoProbe::finish`]) and, for a prefix read, what can be known so far
+//! ([`VideoProbe::partial`]).
 
+use super::check::MediaError;
 use super::{Format, MediaInfo, ProbeError, mp4, webm};
 
-/// How much of a WebM file's start is kept to find `Info` and `Tracks`.
+/// How far into a WebM file `Info` and `Tracks` are looked for.
 pub const WEBM_HEAD_CAP: usize = 1024 * 1024;
-
-/// Why a video failed its container checks.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum VideoError {
-    /// The container is broken or truncated.
-    Corrupt(String),
-    /// A well-formed file without a video track (audio only).
-    NoVideoTrack,
-}
 
 #[derive(Debug)]
 pub struct VideoProbe {
     state: State,
+    /// Where in the file the fed bytes start (0, or a tail's offset).
+    from: u64,
     seen: u64,
 }
 
@@ -33,27 +29,51 @@ enum State {
     },
 }
 
+/// What a prefix of a file tells.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Partial {
+    /// The metadata, as far as the container gives it.
+    Known(MediaInfo),
+    /// The header continues: read at least this many bytes from the start.
+    NeedMore(u64),
+    /// An MP4 whose `moov` was not seen yet; the next top-level box starts
+    /// at this offset (a ranged read of the tail from there finds it).
+    MoovAfter(u64),
+    /// Nothing more can be had cheaply.
+    Unknown,
+}
+
 impl VideoProbe {
     pub fn new(format: Format) -> Self {
+        VideoProbe::at(format, 0)
+    }
+
+    /// A probe for bytes that start at `offset` of the file (for MP4, the
+    /// start of a top-level box).
+    pub fn at(format: Format, offset: u64) -> Self {
         let state = match format {
             Format::Webm => State::Webm {
                 head: Vec::new(),
                 probed: None,
                 gave_up: false,
             },
-            _ => State::Mp4(mp4::Scanner::default()),
+            _ => State::Mp4(mp4::Scanner::at(offset)),
         };
-        VideoProbe { state, seen: 0 }
+        VideoProbe {
+            state,
+            from: offset,
+            seen: offset,
+        }
     }
 
     /// Feeds the next bytes of the file.
     ///
     /// # Errors
     /// As soon as the container is known to be broken.
-    pub fn feed(&mut self, data: &[u8]) -> Result<(), VideoError> {
+    pub fn feed(&mut self, data: &[u8]) -> Result<(), MediaError> {
         self.seen += data.len() as u64;
         match &mut self.state {
-            State::Mp4(scanner) => scanner.feed(data).map_err(VideoError::Corrupt),
+            State::Mp4(scanner) => scanner.feed(data).map_err(MediaError::Corrupt),
             State::Webm {
                 head,
                 probed,
@@ -71,7 +91,7 @@ impl VideoProbe {
                         head.shrink_to_fit();
                         Ok(())
                     }
-                    Err(ProbeError::Corrupt(m)) => Err(VideoError::Corrupt(m)),
+                    Err(ProbeError::Corrupt(m)) => Err(MediaError::Corrupt(m)),
                     Err(ProbeError::NeedMore(_)) => {
                         *gave_up = head.len() >= WEBM_HEAD_CAP;
                         Ok(())
@@ -81,41 +101,76 @@ impl VideoProbe {
         }
     }
 
-    /// Checks the complete file and returns what it is.
+    /// What the bytes fed so far tell, when they are only a prefix.
     ///
     /// # Errors
-    /// [`VideoError::Corrupt`] for a truncated or broken container,
-    /// [`VideoError::NoVideoTrack`] for audio-only files.
-    pub fn finish(self) -> Result<MediaInfo, VideoError> {
+    /// [`MediaError::NoVideoTrack`], or a broken `moov`.
+    pub fn partial(&self) -> Result<Partial, MediaError> {
+        match &self.state {
+            State::Mp4(scanner) if scanner.has_moov() => mp4_info(scanner).map(Partial::Known),
+            State::Mp4(scanner) => Ok(scanner
+                .current_box_end()
+                .map_or(Partial::Unknown, Partial::MoovAfter)),
+            State::Webm {
+                probed: Some(p), ..
+            } => p
+                .info
+                .clone()
+                .map(Partial::Known)
+                .ok_or(MediaError::NoVideoTrack),
+            State::Webm { gave_up: true, .. } => Ok(Partial::Unknown),
+            State::Webm { head, .. } => match webm::probe(head) {
+                Err(ProbeError::NeedMore(n)) if n <= WEBM_HEAD_CAP as u64 => {
+                    Ok(Partial::NeedMore(n))
+                }
+                _ => Ok(Partial::Unknown),
+            },
+        }
+    }
+
+    /// Checks the complete file (or the complete tail the probe was made
+    /// for: a tail without `moov` gives no metadata) and returns what it is.
+    ///
+    /// # Errors
+    /// [`MediaError::Corrupt`] for a truncated or broken container,
+    /// [`MediaError::NoVideoTrack`] for audio-only files.
+    pub fn finish(self) -> Result<MediaInfo, MediaError> {
         match self.state {
             State::Mp4(scanner) => {
-                scanner.check_end().map_err(VideoError::Corrupt)?;
-                match scanner.info(true) {
-                    Ok(Some(info)) => Ok(info),
-                    Ok(None) => Err(VideoError::NoVideoTrack),
-                    Err(ProbeError::Corrupt(m)) => Err(VideoError::Corrupt(m)),
-                    Err(ProbeError::NeedMore(_)) => {
-                        Err(VideoError::Corrupt("MP4: moov is truncated".into()))
-                    }
+                scanner.check_end().map_err(MediaError::Corrupt)?;
+                // A whole file needs a moov; a tail read may come up empty.
+                if !scanner.has_moov() && !scanner.moov_too_big() && self.from == 0 {
+                    return Err(MediaError::Corrupt("MP4: no moov box".into()));
                 }
+                mp4_info(&scanner)
             }
             State::Webm {
                 probed, gave_up, ..
             } => match probed {
                 Some(p) => {
                     if p.segment_end.is_some_and(|end| end > self.seen) {
-                        return Err(VideoError::Corrupt(
+                        return Err(MediaError::Corrupt(
                             "WebM: file ends inside its Segment (truncated)".into(),
                         ));
                     }
-                    p.info.ok_or(VideoError::NoVideoTrack)
+                    p.info.ok_or(MediaError::NoVideoTrack)
                 }
                 None if gave_up => Ok(MediaInfo::default()),
-                None => Err(VideoError::Corrupt(
+                None => Err(MediaError::Corrupt(
                     "WebM: file ends inside its header (truncated)".into(),
                 )),
             },
         }
+    }
+}
+
+/// The metadata of a scanned MP4 (defaults when its `moov` was too big to keep).
+fn mp4_info(scanner: &mp4::Scanner) -> Result<MediaInfo, MediaError> {
+    match scanner.info() {
+        Ok(Some(info)) => Ok(info),
+        Ok(None) => Err(MediaError::NoVideoTrack),
+        Err(ProbeError::Corrupt(m)) => Err(MediaError::Corrupt(m)),
+        Err(ProbeError::NeedMore(_)) => Err(MediaError::Corrupt("MP4: moov is truncated".into())),
     }
 }
 
@@ -128,7 +183,7 @@ mod tests {
         std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
     }
 
-    fn run(name: &str, format: Format) -> Result<MediaInfo, VideoError> {
+    fn run(name: &str, format: Format) -> Result<MediaInfo, MediaError> {
         let mut p = VideoProbe::new(format);
         for c in fixture(name).chunks(1000) {
             p.feed(c)?;
@@ -151,19 +206,19 @@ mod tests {
         );
         assert_eq!(
             run("audio-only.m4a", Format::Mp4),
-            Err(VideoError::NoVideoTrack)
+            Err(MediaError::NoVideoTrack)
         );
         assert!(matches!(
             run("truncated.mp4", Format::Mp4),
-            Err(VideoError::Corrupt(_))
+            Err(MediaError::Corrupt(_))
         ));
         assert!(matches!(
             run("bogus-ebml.webm", Format::Webm),
-            Err(VideoError::Corrupt(_))
+            Err(MediaError::Corrupt(_))
         ));
         let b = fixture("clip.webm");
         let mut p = VideoProbe::new(Format::Webm);
         p.feed(&b[..b.len() / 2]).expect("feed");
-        assert!(matches!(p.finish(), Err(VideoError::Corrupt(_))));
+        assert!(matches!(p.finish(), Err(MediaError::Corrupt(_))));
     }
 }

@@ -7,7 +7,8 @@ use anyhow::Context;
 use bytes::Bytes;
 use tokio::io::AsyncWriteExt;
 
-use super::{Keys, StoreError, Swept};
+use super::{Content, Keys, StoreError, Stored, Swept};
+use crate::media::Format;
 
 /// Temporary files, below the root (same filesystem, so renames are atomic).
 const TMP_DIR: &str = ".rehost/tmp";
@@ -23,9 +24,11 @@ pub struct DirStore {
 /// A file being written under a temporary name; removed unless finished.
 #[derive(Debug)]
 pub struct DirUpload {
+    store: DirStore,
+    workspace: String,
+    format: Format,
     file: Option<tokio::io::BufWriter<tokio::fs::File>>,
     path: PathBuf,
-    root: PathBuf,
     done: bool,
 }
 
@@ -47,12 +50,12 @@ impl DirStore {
         })
     }
 
-    pub(super) fn keys(&self) -> &Keys {
-        &self.keys
-    }
-
-    pub(super) fn public_url(&self, key: &str) -> String {
-        format!("{}/{key}", self.public_base)
+    fn stored(&self, key: String, new: bool) -> Stored {
+        Stored {
+            url: format!("{}/{key}", self.public_base),
+            key,
+            new,
+        }
     }
 
     fn temp_path(&self) -> PathBuf {
@@ -60,34 +63,31 @@ impl DirStore {
             .join(format!("{}.part", uuid::Uuid::new_v4().simple()))
     }
 
-    pub(super) async fn put_bytes(
-        &self,
-        key: &str,
-        bytes: Bytes,
-        _content_type: &str,
-    ) -> Result<bool, StoreError> {
-        let dest = self.root.join(key);
-        if tokio::fs::try_exists(&dest).await? {
-            return Ok(false);
+    pub(super) async fn put(&self, c: Content<'_>, bytes: Bytes) -> Result<Stored, StoreError> {
+        let key = self.keys.object(c.workspace, c.sha256, c.format.ext());
+        if tokio::fs::try_exists(self.root.join(&key)).await? {
+            return Ok(self.stored(key, false));
         }
-        let mut upload = self.begin("", Some(bytes.len() as u64)).await?;
+        let mut upload = self.begin(c.workspace, c.format).await?;
         upload.write(bytes).await?;
-        upload.finish(key).await
+        upload.finish(c.sha256).await
     }
 
     pub(super) async fn begin(
         &self,
-        _content_type: &str,
-        _size_hint: Option<u64>,
+        workspace: &str,
+        format: Format,
     ) -> Result<DirUpload, StoreError> {
         let path = self.temp_path();
         let file = tokio::fs::File::create(&path)
             .await
             .with_context(|| format!("cannot create {}", path.display()))?;
         Ok(DirUpload {
+            store: self.clone(),
+            workspace: workspace.to_string(),
+            format,
             file: Some(tokio::io::BufWriter::with_capacity(256 * 1024, file)),
             path,
-            root: self.root.clone(),
             done: false,
         })
     }
@@ -132,17 +132,21 @@ impl DirUpload {
         Ok(())
     }
 
-    pub(super) async fn finish(mut self, key: &str) -> Result<bool, StoreError> {
+    pub(super) async fn finish(mut self, sha256: &str) -> Result<Stored, StoreError> {
         let mut file = self.file.take().context("upload already closed")?;
         file.flush().await?;
         file.get_mut().sync_data().await?;
         drop(file);
-        let dest = self.root.join(key);
+        let store = self.store.clone();
+        let key = store
+            .keys
+            .object(&self.workspace, sha256, self.format.ext());
+        let dest = store.root.join(&key);
         if tokio::fs::try_exists(&dest).await? {
             // Identical bytes are already there (same key, same content).
             tokio::fs::remove_file(&self.path).await?;
             self.done = true;
-            return Ok(false);
+            return Ok(store.stored(key, false));
         }
         if let Some(parent) = dest.parent() {
             tokio::fs::create_dir_all(parent).await?;
@@ -151,7 +155,7 @@ impl DirUpload {
             .await
             .with_context(|| format!("cannot move the upload to {}", dest.display()))?;
         self.done = true;
-        Ok(true)
+        Ok(store.stored(key, true))
     }
 
     pub(super) async fn abort(mut self) {

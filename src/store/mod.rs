@@ -20,6 +20,7 @@ use bytes::Bytes;
 
 use crate::config::{Config, StoreConfig};
 use crate::error::{self, JobError};
+use crate::media::Format;
 pub use keys::Keys;
 
 /// A storage failure, with context. Reported as `storage_unavailable`.
@@ -37,6 +38,27 @@ impl From<std::io::Error> for StoreError {
     fn from(e: std::io::Error) -> Self {
         StoreError(e.into())
     }
+}
+
+/// An asset as stored: where it lives and whether this write made it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stored {
+    /// The object key (or path below the store's root).
+    pub key: String,
+    /// The public URL of the key.
+    pub url: String,
+    /// Whether anything new was written (false: identical bytes were there).
+    pub new: bool,
+}
+
+/// What an asset is, for choosing its key: its workspace, the SHA-256 of its
+/// bytes (lowercase hex) and its sniffed format.
+#[derive(Debug, Clone, Copy)]
+pub struct Content<'a> {
+    /// Must have passed the job's identifier check (one safe path segment).
+    pub workspace: &'a str,
+    pub sha256: &'a str,
+    pub format: Format,
 }
 
 /// What a sweep removed.
@@ -79,50 +101,32 @@ impl Store {
         }
     }
 
-    pub fn keys(&self) -> &Keys {
-        match self {
-            Store::Dir(s) => s.keys(),
-            Store::S3(s) => s.keys(),
-        }
-    }
-
-    /// The public URL of a key.
-    pub fn public_url(&self, key: &str) -> String {
-        match self {
-            Store::Dir(s) => s.public_url(key),
-            Store::S3(s) => s.public_url(key),
-        }
-    }
-
-    /// Stores `bytes` under `key` unless the key exists. Returns whether
-    /// anything was written.
+    /// Stores `bytes` under the key of their content unless it exists.
     ///
     /// # Errors
     /// Storage failures.
-    pub async fn put_bytes(
-        &self,
-        key: &str,
-        bytes: Bytes,
-        content_type: &str,
-    ) -> Result<bool, StoreError> {
+    pub async fn put(&self, content: Content<'_>, bytes: Bytes) -> Result<Stored, StoreError> {
         match self {
-            Store::Dir(s) => s.put_bytes(key, bytes, content_type).await,
-            Store::S3(s) => s.put_bytes(key, bytes, content_type).await,
+            Store::Dir(s) => s.put(content, bytes).await,
+            Store::S3(s) => s.put(content, bytes).await,
         }
     }
 
-    /// Starts a streaming write. `size_hint` is the declared length, if any.
+    /// Starts a streaming write of an asset of `workspace` whose content
+    /// (and so its key) is known only at the end. `size_hint` is the
+    /// declared length, if any.
     ///
     /// # Errors
     /// Storage failures.
     pub async fn begin(
         &self,
-        content_type: &str,
+        workspace: &str,
+        format: Format,
         size_hint: Option<u64>,
     ) -> Result<Upload, StoreError> {
         match self {
-            Store::Dir(s) => Ok(Upload::Dir(s.begin(content_type, size_hint).await?)),
-            Store::S3(s) => Ok(Upload::S3(s.begin(content_type, size_hint))),
+            Store::Dir(s) => Ok(Upload::Dir(s.begin(workspace, format).await?)),
+            Store::S3(s) => Ok(Upload::S3(s.begin(workspace, format, size_hint))),
         }
     }
 
@@ -169,15 +173,15 @@ impl Upload {
         }
     }
 
-    /// Completes the upload under `key`; when `key` already exists the new
-    /// copy is discarded. Returns whether anything new was stored.
+    /// Completes the upload of bytes whose SHA-256 is `sha256`; when
+    /// identical bytes are already stored the new copy is discarded.
     ///
     /// # Errors
     /// Storage failures (the upload is then aborted).
-    pub async fn finish(self, key: &str) -> Result<bool, StoreError> {
+    pub async fn finish(self, sha256: &str) -> Result<Stored, StoreError> {
         match self {
-            Upload::Dir(u) => u.finish(key).await,
-            Upload::S3(u) => u.finish(key).await,
+            Upload::Dir(u) => u.finish(sha256).await,
+            Upload::S3(u) => u.finish(sha256).await,
         }
     }
 

@@ -34,8 +34,9 @@ use bytes::Bytes;
 use tokio_util::task::TaskTracker;
 
 use super::parts::{self, DEFAULT_PART};
-use super::{Keys, StoreError};
+use super::{Content, Keys, StoreError, Stored};
 use crate::config::S3Config;
+use crate::media::Format;
 
 mod copy;
 mod sweep;
@@ -96,11 +97,11 @@ where
             } else {
                 format!(
                     "cannot reach the endpoint: {}",
-                    crate::fetch::error_chain(e)
+                    crate::error::error_chain(e)
                 )
             }
         }
-        other => crate::fetch::error_chain(other),
+        other => crate::error::error_chain(other),
     }
 }
 
@@ -176,8 +177,12 @@ impl S3Store {
         &self.inner.keys
     }
 
-    pub(super) fn public_url(&self, key: &str) -> String {
-        format!("{}/{key}", self.inner.public_base)
+    pub(super) fn stored(&self, key: String, new: bool) -> Stored {
+        Stored {
+            url: format!("{}/{key}", self.inner.public_base),
+            key,
+            new,
+        }
     }
 
     fn client(&self) -> &Client {
@@ -204,7 +209,14 @@ impl S3Store {
         }
     }
 
-    pub(super) async fn put_bytes(
+    pub(super) async fn put(&self, c: Content<'_>, bytes: Bytes) -> Result<Stored, StoreError> {
+        let key = self.keys().object(c.workspace, c.sha256, c.format.ext());
+        let new = self.put_new(&key, bytes, c.format.content_type()).await?;
+        Ok(self.stored(key, new))
+    }
+
+    /// Writes `bytes` under `key` unless it exists; whether anything was written.
+    pub(super) async fn put_new(
         &self,
         key: &str,
         bytes: Bytes,
@@ -243,11 +255,16 @@ impl S3Store {
         }
     }
 
-    pub(super) fn begin(&self, content_type: &str, size_hint: Option<u64>) -> S3Upload {
+    pub(super) fn begin(
+        &self,
+        workspace: &str,
+        format: Format,
+        size_hint: Option<u64>,
+    ) -> S3Upload {
         let part =
             parts::part_size(size_hint.unwrap_or(self.inner.max_object)).unwrap_or(DEFAULT_PART);
         let part_size = usize::try_from(part).unwrap_or(usize::MAX);
-        S3Upload::new(self.clone(), content_type, part_size)
+        S3Upload::new(self.clone(), workspace, format, part_size)
     }
 
     pub(super) async fn check(&self) -> Result<(), StoreError> {

@@ -9,6 +9,7 @@
 //! abandons the rest unacked for redelivery.
 
 mod delivery;
+mod endpoints;
 pub mod health;
 
 use std::future::Future;
@@ -23,6 +24,7 @@ use tokio::sync::{Semaphore, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::app::App;
 use crate::broker::headers::short;
 use crate::broker::publisher::Publisher;
 use crate::broker::{self, Names, topology};
@@ -65,12 +67,16 @@ pub struct Running {
 /// # Errors
 /// Fatal start-up failures (the HTTP address cannot be bound).
 pub async fn run(
-    config: Config,
-    pipeline: Pipeline,
-    store: Store,
+    app: App,
     shutdown: impl Future<Output = ()>,
     on_start: impl FnOnce(Running),
 ) -> anyhow::Result<()> {
+    let App {
+        config,
+        pipeline,
+        store,
+    } = app;
+    let store = store.ok_or_else(|| anyhow::anyhow!("rehost worker needs a store"))?;
     if config.job_timeout >= delivery::DELIVERY_BUDGET {
         tracing::warn!(
             job_timeout_s = config.job_timeout.as_secs(),
@@ -78,7 +84,7 @@ pub async fn run(
         );
     }
     let health = Arc::new(Health::default());
-    let (http_addr, http_task) = crate::http::serve(config.http_addr, health.clone()).await?;
+    let (http_addr, http_task) = endpoints::serve(config.http_addr, health.clone()).await?;
     tracing::info!(%http_addr, "serving /healthz, /readyz and /metrics");
     on_start(Running {
         http_addr,

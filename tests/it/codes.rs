@@ -114,15 +114,12 @@ async fn unreachable_transport_failures() {
 #[tokio::test]
 async fn dns_failure_is_unreachable() {
     let h = harness(Options {
-        fetch: FetchConfig {
-            lookup: std::sync::Arc::new(rehost::fetch::resolver::StaticLookup(|_: &str| {
-                Err(std::io::Error::new(
-                    std::io::ErrorKind::NotFound,
-                    "NXDOMAIN",
-                ))
-            })),
-            ..Options::default().fetch
-        },
+        lookup: std::sync::Arc::new(rehost::fetch::resolver::StaticLookup(|_: &str| {
+            Err(std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                "NXDOMAIN",
+            ))
+        })),
         ..Options::default()
     })
     .await;

@@ -14,22 +14,22 @@ fn with_names(allow: &str) -> Options {
     Options {
         fetch: FetchConfig {
             allow: AllowList::parse(allow).expect("allow"),
-            lookup: Arc::new(StaticLookup(|host: &str| {
-                let ips: Vec<IpAddr> = match host {
-                    "origin.test" => vec!["127.0.0.1".parse().expect("ip")],
-                    "private.test" => vec!["10.0.0.7".parse().expect("ip")],
-                    "metadata.test" => vec!["169.254.169.254".parse().expect("ip")],
-                    "mixed.test" => vec![
-                        "127.0.0.1".parse().expect("ip"),
-                        "10.0.0.7".parse().expect("ip"),
-                    ],
-                    "mapped.test" => vec!["::ffff:127.0.0.1".parse().expect("ip")],
-                    _ => return Err(std::io::Error::other("unknown")),
-                };
-                Ok(ips)
-            })),
             ..FetchConfig::default()
         },
+        lookup: Arc::new(StaticLookup(|host: &str| {
+            let ips: Vec<IpAddr> = match host {
+                "origin.test" => vec!["127.0.0.1".parse().expect("ip")],
+                "private.test" => vec!["10.0.0.7".parse().expect("ip")],
+                "metadata.test" => vec!["169.254.169.254".parse().expect("ip")],
+                "mixed.test" => vec![
+                    "127.0.0.1".parse().expect("ip"),
+                    "10.0.0.7".parse().expect("ip"),
+                ],
+                "mapped.test" => vec!["::ffff:127.0.0.1".parse().expect("ip")],
+                _ => return Err(std::io::Error::other("unknown")),
+            };
+            Ok(ips)
+        })),
         ..Options::default()
     }
 }

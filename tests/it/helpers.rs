@@ -4,15 +4,16 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use std::sync::Arc;
+
+use rehost::app::App;
 use rehost::config::{Config, Raw, StoreConfig};
 use rehost::error::ErrorCode;
 use rehost::fetch::guard::AllowList;
-use rehost::fetch::{FetchConfig, Fetcher};
-use rehost::ingest::Ingestor;
-use rehost::origin::{Origin, OriginConfig};
+use rehost::fetch::{FetchConfig, Lookup, SystemLookup};
+use rehost::fixture_origin::{Origin, OriginConfig};
 use rehost::pipeline::{Pipeline, Processed};
 use rehost::result::{ResultMessage, Status};
-use rehost::store::Store;
 use serde_json::{Value, json};
 
 pub fn fixtures() -> PathBuf {
@@ -48,7 +49,10 @@ pub enum TestStore {
 
 pub struct Options {
     pub settings: Vec<(&'static str, String)>,
+    /// Replaces the configuration's fetch settings.
     pub fetch: FetchConfig,
+    /// Resolves host names (the system resolver unless a test injects one).
+    pub lookup: Arc<dyn Lookup>,
     pub store: TestStore,
 }
 
@@ -60,6 +64,7 @@ impl Default for Options {
                 allow: AllowList::parse("127.0.0.1/32").expect("allow"),
                 ..FetchConfig::default()
             },
+            lookup: Arc::new(SystemLookup),
             store: TestStore::Dir,
         }
     }
@@ -72,8 +77,9 @@ pub fn config(settings: &[(&'static str, String)]) -> Config {
 
 pub async fn harness(opts: Options) -> Harness {
     let store_dir = tempfile::tempdir().expect("tempdir");
-    let config = config(&opts.settings);
-    let store_cfg = match opts.store {
+    let mut config = config(&opts.settings);
+    config.fetch = opts.fetch;
+    config.store = match opts.store {
         TestStore::None => None,
         TestStore::Dir => Some(StoreConfig::Dir {
             root: store_dir.path().to_path_buf(),
@@ -81,17 +87,11 @@ pub async fn harness(opts: Options) -> Harness {
         }),
         TestStore::Config(c) => Some(c),
     };
-    let store = match store_cfg {
-        Some(cfg) => Some(Store::open(&cfg, &config).await.expect("store opens")),
-        None => None,
-    };
-    let fetcher = Fetcher::new(opts.fetch).expect("fetcher");
+    let app = App::build_with(&config, opts.lookup)
+        .await
+        .expect("app builds");
     Harness {
-        pipeline: Pipeline {
-            ingestor: Ingestor::new(fetcher, store, config.limits),
-            job_timeout: config.job_timeout,
-            max_attempts: config.max_attempts,
-        },
+        pipeline: app.pipeline,
         store_dir,
     }
 }

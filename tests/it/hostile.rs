@@ -59,9 +59,9 @@ async fn dns_rebinding_is_judged_on_every_resolution() {
     let opts = || Options {
         fetch: FetchConfig {
             allow: AllowList::parse("127.0.0.1/32").expect("allow"),
-            lookup: lookup.clone(),
             ..FetchConfig::default()
         },
+        lookup: lookup.clone(),
         ..Options::default()
     };
     let url = format!("http://rebind.test:{port}/photo.jpg");

@@ -167,12 +167,7 @@ async fn large_copies_go_part_by_part() {
         panic!("s3 store");
     };
     let store = Store::S3(s3.with_max_copy(6 * 1024 * 1024));
-    let fetcher = rehost::fetch::Fetcher::new(Options::default().fetch).expect("fetcher");
-    let pipeline = rehost::pipeline::Pipeline {
-        ingestor: rehost::ingest::Ingestor::new(fetcher, Some(store), config.limits),
-        job_timeout: config.job_timeout,
-        max_attempts: 5,
-    };
+    let pipeline = test_app(&config, store).pipeline;
     let body =
         serde_json::to_vec(&video(&origin.url("gen/v.mp4?mib=20&seed=4"), true)).expect("json");
     let rehost::pipeline::Processed::Result { result, .. } = pipeline.process(&body, None, 1).await
@@ -346,12 +341,7 @@ async fn a_cancelled_upload_is_aborted_in_the_background() {
     let store = Store::open(&StoreConfig::S3(server.config()), &config)
         .await
         .expect("store");
-    let fetcher = rehost::fetch::Fetcher::new(Options::default().fetch).expect("fetcher");
-    let pipeline = rehost::pipeline::Pipeline {
-        ingestor: rehost::ingest::Ingestor::new(fetcher, Some(store.clone()), config.limits),
-        job_timeout: config.job_timeout,
-        max_attempts: 5,
-    };
+    let pipeline = test_app(&config, store.clone()).pipeline;
     // 40 MiB arriving at 8 MB/s: a few parts are up when the job is dropped,
     // as at the end of a shutdown grace.
     let body = serde_json::to_vec(&video(&origin.url("gen/v.mp4?mib=40&rate=8000000"), true))
@@ -378,4 +368,11 @@ async fn a_cancelled_upload_is_aborted_in_the_background() {
         server.leftover_uploads()
     );
     assert!(server.objects().is_empty());
+}
+
+/// The application over an opened store, fetching as the harness does.
+fn test_app(config: &Config, store: Store) -> rehost::app::App {
+    let mut config = config.clone();
+    config.fetch = Options::default().fetch;
+    rehost::app::App::assemble(&config, Options::default().lookup, Some(store)).expect("app")
 }

@@ -13,14 +13,10 @@ use lapin::options::{
 };
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
+use rehost::app::App;
 use rehost::config::{Config, Raw};
-use rehost::fetch::guard::AllowList;
-use rehost::fetch::{FetchConfig, Fetcher};
-use rehost::ingest::Ingestor;
-use rehost::origin::{Origin, OriginConfig};
-use rehost::pipeline::Pipeline;
+use rehost::fixture_origin::{Origin, OriginConfig};
 use rehost::result::ResultMessage;
-use rehost::store::Store;
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
 
@@ -148,11 +144,7 @@ impl Bench {
     }
 
     pub async fn start_worker_unready(&self) -> WorkerHandle {
-        let config = self.config();
-        let store = Store::open(config.store.as_ref().expect("store"), &config)
-            .await
-            .expect("store");
-        start_worker_with(config, store).await
+        start_worker_with(self.config()).await
     }
 
     /// Publishes a job to the job exchange.
@@ -274,27 +266,13 @@ impl WorkerHandle {
     }
 }
 
-pub async fn start_worker_with(config: Config, store: Store) -> WorkerHandle {
-    let fetch = FetchConfig {
-        allow: AllowList::parse("127.0.0.1/32").expect("allow"),
-        ..FetchConfig::from_config(&config)
-    };
-    let pipeline = Pipeline {
-        ingestor: Ingestor::new(
-            Fetcher::new(fetch).expect("fetcher"),
-            Some(store.clone()),
-            config.limits,
-        ),
-        job_timeout: config.job_timeout,
-        max_attempts: config.max_attempts,
-    };
+pub async fn start_worker_with(config: Config) -> WorkerHandle {
+    let app = App::build(&config).await.expect("app builds");
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
     let (started_tx, started_rx) = oneshot::channel();
     let join = tokio::spawn(async move {
         rehost::worker::run(
-            config,
-            pipeline,
-            store,
+            app,
             async {
                 let _ = stop_rx.await;
             },

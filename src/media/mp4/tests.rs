@@ -19,14 +19,14 @@ fn moov_front_and_back_give_the_same_metadata() {
         for chunk in [1, 7, 4096, 1 << 20] {
             let s = scan(&fixture(name), chunk);
             s.check_end().expect("complete");
-            let info = s.info(true).expect("parse").expect("video track");
+            let info = s.info().expect("parse").expect("video track");
             assert_eq!((info.width, info.height), (Some(640), Some(360)), "{name}");
             assert_eq!(info.duration_ms, Some(2000), "{name}");
             assert_eq!(info.codec.as_deref(), Some("h264"), "{name}");
         }
     }
     let s = scan(&fixture("clip-hevc.mp4"), 4096);
-    let info = s.info(true).expect("parse").expect("video");
+    let info = s.info().expect("parse").expect("video");
     assert_eq!(info.codec.as_deref(), Some("hevc"));
     assert_eq!(info.duration_ms, Some(1000));
 }
@@ -34,7 +34,7 @@ fn moov_front_and_back_give_the_same_metadata() {
 #[test]
 fn audio_only_has_no_video_track() {
     let s = scan(&fixture("audio-only.m4a"), 4096);
-    assert_eq!(s.info(true).expect("parse"), None);
+    assert_eq!(s.info().expect("parse"), None);
 }
 
 #[test]
@@ -52,7 +52,7 @@ fn truncated_and_absurd_files_fail_the_end_check() {
 fn deep_nesting_is_not_followed() {
     let s = scan(&fixture("moov-nested.mp4"), 4096);
     s.check_end().expect("sizes are consistent");
-    assert_eq!(s.info(true).unwrap_or(None), None);
+    assert_eq!(s.info().unwrap_or(None), None);
 }
 
 #[test]
@@ -75,8 +75,5 @@ fn next_box_after_mdat_is_known_from_a_prefix() {
     let mut tail = Scanner::at(next);
     tail.feed(&b[next as usize..]).expect("feed");
     tail.check_end().expect("ends on a box");
-    assert_eq!(
-        tail.info(true).expect("parse").and_then(|i| i.width),
-        Some(640)
-    );
+    assert_eq!(tail.info().expect("parse").and_then(|i| i.width), Some(640));
 }

@@ -9,11 +9,14 @@ use bytes::{Bytes, BytesMut};
 use tokio::task::JoinSet;
 
 use super::{CACHE_CONTROL, PARTS_IN_FLIGHT, S3Store, abort, complete, fail};
-use crate::store::StoreError;
+use crate::media::Format;
+use crate::store::{StoreError, Stored};
 
 /// A video being uploaded under a staging key.
 pub struct S3Upload {
     store: S3Store,
+    workspace: String,
+    format: Format,
     content_type: String,
     part_size: usize,
     buf: BytesMut,
@@ -23,10 +26,12 @@ pub struct S3Upload {
 }
 
 impl S3Upload {
-    pub(super) fn new(store: S3Store, content_type: &str, part_size: usize) -> Self {
+    pub(super) fn new(store: S3Store, workspace: &str, format: Format, part_size: usize) -> Self {
         S3Upload {
             store,
-            content_type: content_type.to_string(),
+            workspace: workspace.to_string(),
+            format,
+            content_type: format.content_type().to_string(),
             part_size,
             buf: BytesMut::new(),
             multipart: None,
@@ -129,12 +134,13 @@ impl S3Upload {
         Ok(())
     }
 
-    pub(crate) async fn finish(mut self, key: &str) -> Result<bool, StoreError> {
-        let result = self.finish_inner(key).await;
+    pub(crate) async fn finish(mut self, sha256: &str) -> Result<Stored, StoreError> {
+        let key = (self.store.keys()).object(&self.workspace, sha256, self.format.ext());
+        let result = self.finish_inner(&key).await;
         if result.is_err() {
             self.abort_now().await;
         }
-        result
+        result.map(|new| self.store.stored(key, new))
     }
 
     async fn finish_inner(&mut self, key: &str) -> Result<bool, StoreError> {
@@ -142,7 +148,7 @@ impl S3Upload {
         if self.multipart.is_none() {
             // The whole video fit in one part: no staging needed.
             let bytes = self.buf.split().freeze();
-            return store.put_bytes(key, bytes, &self.content_type).await;
+            return store.put_new(key, bytes, &self.content_type).await;
         }
         if !self.buf.is_empty() {
             let last = self.buf.split().freeze();

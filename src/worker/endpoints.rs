@@ -12,14 +12,14 @@ use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
+use super::health::Health;
 use crate::metrics::METRICS;
-use crate::worker::health::Health;
 
 /// Binds `addr` (port 0 picks one) and serves until the task is dropped.
 ///
 /// # Errors
 /// When the address cannot be bound.
-pub async fn serve(
+pub(super) async fn serve(
     addr: SocketAddr,
     health: Arc<Health>,
 ) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
