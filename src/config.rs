@@ -81,6 +81,11 @@ pub struct Config {
     /// `/healthz` fails after this long without an active `basic.consume`
     /// while the broker and store answer and a permit is free.
     pub stall: Duration,
+    /// How long intake may stay paused (a dependency failing) with
+    /// deliveries prefetched before they are handed back to the queue, below
+    /// the broker's 30-minute consumer timeout. Not a setting: 20 minutes
+    /// (tests shorten it).
+    pub pause_limit: Duration,
     pub http_addr: SocketAddr,
     pub log_filter: String,
     pub log_format: LogFormat,
@@ -117,6 +122,7 @@ impl Config {
             limits: limits(&r)?,
             fetch: fetch(&r)?,
             stall: r.secs("REHOST_STALL_SECS", 10, 86_400)?,
+            pause_limit: Duration::from_secs(20 * 60),
             http_addr: http_addr(&r)?,
             log_filter,
             log_format,

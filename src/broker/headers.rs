@@ -3,6 +3,7 @@
 //! Everything that came from a message is built with fallible constructors:
 //! lapin's `ShortString::from` panics above 255 bytes.
 
+use lapin::BasicProperties;
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
 
 pub const ATTEMPT: &str = "x-rehost-attempt";
@@ -104,6 +105,46 @@ pub fn reset(headers: Option<&FieldTable>) -> FieldTable {
     t
 }
 
+/// The properties of a message the worker moves (to a retry queue, the
+/// parking lot, or back to the job queue): the job's own, persistent, but
+/// without `expiration` (a short job TTL would cut a retry delay short or
+/// let a parked job expire silently) and without `user_id` (the broker
+/// checks it against the connection's user).
+pub fn moved(p: &BasicProperties) -> BasicProperties {
+    let mut out = BasicProperties::default().with_delivery_mode(2);
+    let copy = |out: BasicProperties,
+                v: &Option<ShortString>,
+                set: fn(BasicProperties, ShortString) -> BasicProperties| match v {
+        Some(v) => set(out, v.clone()),
+        None => out,
+    };
+    out = copy(out, p.content_type(), BasicProperties::with_content_type);
+    out = copy(
+        out,
+        p.content_encoding(),
+        BasicProperties::with_content_encoding,
+    );
+    out = copy(
+        out,
+        p.correlation_id(),
+        BasicProperties::with_correlation_id,
+    );
+    out = copy(out, p.reply_to(), BasicProperties::with_reply_to);
+    out = copy(out, p.message_id(), BasicProperties::with_message_id);
+    out = copy(out, p.kind(), BasicProperties::with_type);
+    out = copy(out, p.app_id(), BasicProperties::with_app_id);
+    if let Some(h) = p.headers() {
+        out = out.with_headers(h.clone());
+    }
+    if let Some(prio) = p.priority() {
+        out = out.with_priority(*prio);
+    }
+    if let Some(ts) = p.timestamp() {
+        out = out.with_timestamp(*ts);
+    }
+    out
+}
+
 /// A short string from untrusted text, cut (at a char boundary) to fit.
 pub fn short(s: &str) -> ShortString {
     let mut end = s.len().min(255);
@@ -138,6 +179,33 @@ mod tests {
     fn short_strings_never_panic() {
         assert_eq!(short(&"é".repeat(300)).as_str().len(), 254);
         assert_eq!(short("ok").as_str(), "ok");
+    }
+
+    #[test]
+    fn moved_messages_keep_the_job_but_not_its_expiration() {
+        let props = BasicProperties::default()
+            .with_expiration(short("1000"))
+            .with_user_id(short("someone-else"))
+            .with_message_id(short("m1"))
+            .with_correlation_id(short("c1"))
+            .with_reply_to(short("replies"))
+            .with_timestamp(1_700_000_000)
+            .with_headers(with_attempt(None, 2));
+        let m = moved(&props);
+        assert_eq!(m.expiration(), &None);
+        assert_eq!(m.user_id(), &None);
+        assert_eq!(m.delivery_mode(), &Some(2));
+        assert_eq!(m.message_id().as_ref().map(ShortString::as_str), Some("m1"));
+        assert_eq!(
+            m.correlation_id().as_ref().map(ShortString::as_str),
+            Some("c1")
+        );
+        assert_eq!(
+            m.reply_to().as_ref().map(ShortString::as_str),
+            Some("replies")
+        );
+        assert_eq!(m.timestamp(), &Some(1_700_000_000));
+        assert_eq!(attempt(m.headers().as_ref()), 2);
     }
 
     #[test]

@@ -94,40 +94,44 @@ impl Publisher {
         }
     }
 
+    /// Whether the broker blocks this connection (`connection.blocked`):
+    /// publishes would wait, unconfirmed, until it unblocks.
+    pub fn blocked(&self) -> bool {
+        self.conn.status().blocked()
+    }
+
     /// Publishes a result to the results exchange (not mandatory: results
-    /// never depend on consumers being bound), and to `reply_to` when the job
-    /// asked for it.
+    /// never depend on consumers being bound).
     ///
     /// # Errors
     /// See [`PublishError`].
-    pub async fn result(
-        &self,
-        names: &Names,
-        result: &ResultMessage,
-        reply_to: Option<&str>,
-        correlation_id: Option<&str>,
-    ) -> Result<(), PublishError> {
+    pub async fn event(&self, names: &Names, result: &ResultMessage) -> Result<(), PublishError> {
         let body = serde_json::to_vec(result)?;
-        let mut props = BasicProperties::default()
-            .with_delivery_mode(2)
-            .with_content_type("application/json".into())
-            .with_message_id(short(&result.message_id()))
-            .with_timestamp(chrono::Utc::now().timestamp().max(0) as u64);
-        if let Some(c) = correlation_id {
-            props = props.with_correlation_id(short(c));
-        }
+        let props = result_properties(result, None);
         self.publish(
             &names.results_exchange,
             result.status.routing_key(),
             false,
             &body,
-            props.clone(),
+            props,
         )
-        .await?;
-        if let Some(queue) = reply_to.filter(|q| !q.is_empty()) {
-            self.publish("", queue, false, &body, props).await?;
-        }
-        Ok(())
+        .await
+    }
+
+    /// Sends a result to the job's `reply_to` queue through the default
+    /// exchange, with its `correlation_id`.
+    ///
+    /// # Errors
+    /// See [`PublishError`].
+    pub async fn reply(
+        &self,
+        queue: &str,
+        correlation_id: Option<&str>,
+        result: &ResultMessage,
+    ) -> Result<(), PublishError> {
+        let body = serde_json::to_vec(result)?;
+        let props = result_properties(result, correlation_id);
+        self.publish("", queue, false, &body, props).await
     }
 
     /// Moves a job to its retry queue with the next attempt number.
@@ -142,12 +146,12 @@ impl Publisher {
         next_attempt: u32,
     ) -> Result<(), PublishError> {
         let headers = headers::with_attempt(props.headers().as_ref(), next_attempt);
-        let props = props.clone().with_headers(headers).with_delivery_mode(2);
+        let props = headers::moved(props).with_headers(headers);
         self.publish("", queue, true, body, props).await
     }
 
     /// Parks a message in the dead-letter queue with its original bytes and
-    /// properties, plus the reason and time.
+    /// properties (but no expiration), plus the reason and time.
     ///
     /// # Errors
     /// See [`PublishError`].
@@ -163,7 +167,7 @@ impl Publisher {
             .to_string();
         let h = headers::with_text(props.headers().as_ref(), headers::REASON, reason);
         let h = headers::with_text(Some(&h), headers::PARKED_AT, &now);
-        let props = props.clone().with_headers(h).with_delivery_mode(2);
+        let props = headers::moved(props).with_headers(h);
         self.publish("", &names.dead, true, body, props).await
     }
 
@@ -178,7 +182,7 @@ impl Publisher {
         props: &BasicProperties,
     ) -> Result<(), PublishError> {
         let h: FieldTable = headers::reset(props.headers().as_ref());
-        let props = props.clone().with_headers(h).with_delivery_mode(2);
+        let props = headers::moved(props).with_headers(h);
         self.publish("", &names.queue, true, body, props).await
     }
 
@@ -208,5 +212,19 @@ impl Publisher {
             .await;
         let _ = ch.close(200, "ok".into()).await;
         Ok(q?.message_count())
+    }
+}
+
+/// The properties of a result message: persistent JSON, its own
+/// `message_id`, the time, and the job's `correlation_id` for replies.
+fn result_properties(result: &ResultMessage, correlation_id: Option<&str>) -> BasicProperties {
+    let props = BasicProperties::default()
+        .with_delivery_mode(2)
+        .with_content_type("application/json".into())
+        .with_message_id(short(&result.message_id()))
+        .with_timestamp(chrono::Utc::now().timestamp().max(0) as u64);
+    match correlation_id {
+        Some(c) => props.with_correlation_id(short(c)),
+        None => props,
     }
 }

@@ -30,6 +30,7 @@ pub struct StoreError(#[from] pub anyhow::Error);
 
 impl From<StoreError> for JobError {
     fn from(e: StoreError) -> Self {
+        crate::metrics::METRICS.store_errors.inc();
         error::storage_unavailable(format!("object storage failed: {e}"))
     }
 }

@@ -1,5 +1,6 @@
-//! `/healthz` (the process and its intake loop are alive), `/readyz` (taking jobs: broker
-//! connected, topology in place, store and publishing working) and `/metrics`.
+//! `/healthz` (alive: the intake loop beats and has not stalled),
+//! `/readyz` (taking jobs: broker connected and not blocking, topology in
+//! place, store and publishing working, consuming) and `/metrics`.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -13,7 +14,7 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
 use super::health::Health;
-use crate::metrics::METRICS;
+use crate::metrics::{self, METRICS};
 
 /// Binds `addr` (port 0 picks one) and serves until the task is dropped.
 ///
@@ -63,11 +64,15 @@ fn route(req: &Request<Incoming>, health: &Health) -> Response<Full<Bytes>> {
                 format!("not ready: {why}\n"),
             ),
         },
-        "/metrics" => (
-            StatusCode::OK,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-            METRICS.render(),
-        ),
+        "/metrics" => {
+            METRICS.ready.set(i64::from(health.ready().is_ok()));
+            let accept = req
+                .headers()
+                .get(header::ACCEPT)
+                .and_then(|v| v.to_str().ok());
+            let (ctype, body) = metrics::negotiate(accept);
+            (StatusCode::OK, ctype, body)
+        }
         _ => (
             StatusCode::NOT_FOUND,
             "text/plain",

@@ -1,74 +1,129 @@
-//! What `/readyz` reports, and the gate that stops taking jobs while a
-//! dependency is failing (so an outage does not burn every job's attempts).
+//! What `/healthz` and `/readyz` report, and the gate that stops taking jobs
+//! while a dependency is failing (so an outage does not burn every job's
+//! attempts).
+//!
+//! Intake is closed while the store is failing (a prober reopens it once the
+//! store answers), while any delivery cannot publish what it owes (each
+//! holds a [`PublishHold`] until it succeeds or gives up), and while the
+//! broker blocks the connection (`connection.blocked`, e.g. a memory alarm;
+//! a new connection starts unblocked).
 
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
+use crate::metrics::METRICS;
+
+/// The intake loop beats at least every 15 s, and the reconnect loop before
+/// every attempt (at most a 30 s backoff plus a 30 s connect timeout apart);
+/// silence longer than this means it is stuck.
+pub const LIVENESS_LIMIT: Duration = Duration::from_secs(120);
+
 #[derive(Debug)]
 pub struct Health {
+    concurrency: usize,
+    /// No active `basic.consume` for this long, while nothing excuses it, is
+    /// a stall.
+    stall: Duration,
+    /// A connection to the broker is open.
     broker: AtomicBool,
+    /// The broker answered the last connection attempt (even if a later
+    /// step failed): not consuming is then not the broker's fault.
+    broker_answers: AtomicBool,
+    /// Why the broker blocks the connection, while it does.
+    blocked: Mutex<Option<String>>,
     shutting_down: AtomicBool,
     topology_error: Mutex<Option<String>>,
     store_ok: watch::Sender<bool>,
-    publish_ok: watch::Sender<bool>,
+    /// Deliveries whose publish is failing right now.
+    publish_holds: watch::Sender<usize>,
+    in_flight: AtomicUsize,
+    /// When the consumer last stopped (or the worker started), while it is not active.
+    not_consuming_since: Mutex<Option<Instant>>,
     /// Last sign of life of the intake loop.
     beat: Mutex<Instant>,
 }
 
-/// The intake loop beats at least every 15 s (and every reconnect attempt,
-/// at most 30 s apart); silence longer than this means it is stuck.
-pub const LIVENESS_LIMIT: Duration = Duration::from_secs(120);
+/// Held by a delivery while its publish is failing; intake stays closed
+/// while any is held.
+#[derive(Debug)]
+pub struct PublishHold<'a>(&'a Health);
 
-impl Default for Health {
-    fn default() -> Self {
-        Health {
-            broker: AtomicBool::new(false),
-            shutting_down: AtomicBool::new(false),
-            topology_error: Mutex::new(None),
-            store_ok: watch::Sender::new(true),
-            publish_ok: watch::Sender::new(true),
-            beat: Mutex::new(Instant::now()),
-        }
+impl Drop for PublishHold<'_> {
+    fn drop(&mut self) {
+        self.0
+            .publish_holds
+            .send_modify(|n| *n = n.saturating_sub(1));
+        METRICS.held.dec();
     }
 }
 
+/// Held by a delivery while it is processed (counts toward the permits in use).
+#[derive(Debug)]
+pub struct InFlight<'a>(&'a Health);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
+        METRICS.in_flight.dec();
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 impl Health {
-    /// The intake loop is alive.
-    pub fn beat(&self) {
-        *self.beat.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
+    pub fn new(concurrency: usize, stall: Duration) -> Self {
+        Health {
+            concurrency,
+            stall,
+            broker: AtomicBool::new(false),
+            broker_answers: AtomicBool::new(false),
+            blocked: Mutex::new(None),
+            shutting_down: AtomicBool::new(false),
+            topology_error: Mutex::new(None),
+            store_ok: watch::Sender::new(true),
+            publish_holds: watch::Sender::new(0),
+            in_flight: AtomicUsize::new(0),
+            not_consuming_since: Mutex::new(Some(Instant::now())),
+            beat: Mutex::new(Instant::now()),
+        }
     }
 
-    /// Alive, or for how long the intake loop has been silent (for `/healthz`).
-    ///
-    /// # Errors
-    /// The reason, for `/healthz`'s body.
-    pub fn alive(&self) -> Result<(), String> {
-        if self.shutting_down.load(Ordering::SeqCst) {
-            return Ok(());
-        }
-        let silent = self
-            .beat
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .elapsed();
-        if silent > LIVENESS_LIMIT {
-            return Err(format!("intake loop silent for {} s", silent.as_secs()));
-        }
-        Ok(())
+    /// The intake loop is alive.
+    pub fn beat(&self) {
+        *lock(&self.beat) = Instant::now();
     }
 
     pub fn set_broker(&self, up: bool) {
         self.broker.store(up, Ordering::SeqCst);
+        if up {
+            self.broker_answers.store(true, Ordering::SeqCst);
+        }
+    }
+
+    /// Whether the broker answered the last connection attempt; a failed
+    /// attempt also forgets an earlier topology error (unknown again).
+    pub fn set_broker_answers(&self, answers: bool) {
+        self.broker_answers.store(answers, Ordering::SeqCst);
+        if !answers {
+            self.set_topology_error(None);
+        }
+    }
+
+    pub fn set_blocked(&self, reason: Option<String>) {
+        *lock(&self.blocked) = reason;
+    }
+
+    pub fn blocked(&self) -> bool {
+        lock(&self.blocked).is_some()
     }
 
     pub fn set_topology_error(&self, e: Option<String>) {
-        *self
-            .topology_error
-            .lock()
-            .unwrap_or_else(|p| p.into_inner()) = e;
+        *lock(&self.topology_error) = e;
     }
 
     pub fn set_shutting_down(&self) {
@@ -80,21 +135,69 @@ impl Health {
             .send_if_modified(|v| std::mem::replace(v, ok) != ok);
     }
 
-    pub fn set_publish(&self, ok: bool) {
-        self.publish_ok
-            .send_if_modified(|v| std::mem::replace(v, ok) != ok);
+    /// An active `basic.consume` began (`true`) or ended (`false`).
+    pub fn set_consuming(&self, active: bool) {
+        let mut since = lock(&self.not_consuming_since);
+        match (active, *since) {
+            (true, _) => *since = None,
+            (false, None) => *since = Some(Instant::now()),
+            (false, Some(_)) => {}
+        }
+        METRICS.consuming.set(i64::from(active));
     }
 
-    pub fn store_ok(&self) -> bool {
-        *self.store_ok.borrow()
+    pub fn consuming(&self) -> bool {
+        lock(&self.not_consuming_since).is_none()
     }
 
-    /// Whether intake is open (store and publishing work).
+    /// Marks one delivery's publish as failing until the hold is dropped.
+    pub fn hold_publish(&self) -> PublishHold<'_> {
+        self.publish_holds.send_modify(|n| *n += 1);
+        METRICS.held.inc();
+        PublishHold(self)
+    }
+
+    /// Counts one delivery in flight until the guard is dropped.
+    pub fn in_flight(&self) -> InFlight<'_> {
+        self.in_flight.fetch_add(1, Ordering::SeqCst);
+        METRICS.in_flight.inc();
+        InFlight(self)
+    }
+
+    /// Whether intake is open: the store works, no delivery is failing to
+    /// publish, and the broker does not block the connection.
     pub fn open(&self) -> bool {
-        *self.store_ok.borrow() && *self.publish_ok.borrow()
+        *self.store_ok.borrow() && *self.publish_holds.borrow() == 0 && !self.blocked()
     }
 
-    /// Ready to take jobs, or why not.
+    /// Alive, or why not (for `/healthz`): the intake loop beats, and it has
+    /// not gone `REHOST_STALL_SECS` without an active `basic.consume` while
+    /// the broker and the store answer and a permit is free.
+    ///
+    /// # Errors
+    /// The reason, for `/healthz`'s body.
+    pub fn alive(&self) -> Result<(), String> {
+        if self.shutting_down.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        let silent = lock(&self.beat).elapsed();
+        if silent > LIVENESS_LIMIT {
+            return Err(format!("intake loop silent for {} s", silent.as_secs()));
+        }
+        let idle = lock(&self.not_consuming_since).map(|t| t.elapsed());
+        let excused = !self.broker_answers.load(Ordering::SeqCst)
+            || !*self.store_ok.borrow()
+            || self.in_flight.load(Ordering::SeqCst) >= self.concurrency;
+        match idle {
+            Some(idle) if idle > self.stall && !excused => Err(format!(
+                "no active basic.consume for {} s while the broker and the store answer and a permit is free",
+                idle.as_secs()
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// Ready to take jobs, or why not (for `/readyz`).
     ///
     /// # Errors
     /// The reason, for `/readyz`'s body.
@@ -102,32 +205,44 @@ impl Health {
         if self.shutting_down.load(Ordering::SeqCst) {
             return Err("shutting down".into());
         }
+        // Set after a connection succeeded and the topology did not: the
+        // worker closes that connection and tries again later.
+        if let Some(e) = lock(&self.topology_error).clone() {
+            return Err(format!("broker topology: {e}"));
+        }
         if !self.broker.load(Ordering::SeqCst) {
             return Err("broker not connected".into());
         }
-        if let Some(e) = self
-            .topology_error
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-        {
-            return Err(format!("broker topology: {e}"));
+        if let Some(reason) = lock(&self.blocked).clone() {
+            return Err(format!("the broker blocks publishing ({reason})"));
         }
         if !*self.store_ok.borrow() {
             return Err("object storage is failing".into());
         }
-        if !*self.publish_ok.borrow() {
-            return Err("results cannot be published".into());
+        let holds = *self.publish_holds.borrow();
+        if holds > 0 {
+            return Err(format!("results cannot be published ({holds} jobs held)"));
+        }
+        if !self.consuming() {
+            return Err("not consuming yet".into());
         }
         Ok(())
     }
 
-    /// Waits until the store and publishing both work.
+    /// Waits until intake is open (see [`Health::open`]).
     pub async fn wait_open(&self) {
         let mut store = self.store_ok.subscribe();
-        let mut publish = self.publish_ok.subscribe();
-        let _ = store.wait_for(|ok| *ok).await;
-        let _ = publish.wait_for(|ok| *ok).await;
+        let mut holds = self.publish_holds.subscribe();
+        loop {
+            let _ = store.wait_for(|ok| *ok).await;
+            let _ = holds.wait_for(|n| *n == 0).await;
+            if self.open() {
+                return;
+            }
+            // Blocked by the broker: no notification to wait on here; the
+            // intake loop's beat brings us back.
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
     }
 
     /// Waits until the store works again.
@@ -142,32 +257,4 @@ impl Health {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_silent_intake_loop_is_not_alive() {
-        let h = Health::default();
-        assert!(h.alive().is_ok());
-        *h.beat.lock().expect("lock") = Instant::now() - LIVENESS_LIMIT - Duration::from_secs(1);
-        assert!(h.alive().is_err_and(|e| e.contains("silent")));
-        h.beat();
-        assert!(h.alive().is_ok());
-        *h.beat.lock().expect("lock") = Instant::now() - LIVENESS_LIMIT * 2;
-        h.set_shutting_down();
-        assert!(h.alive().is_ok(), "a draining worker is alive");
-    }
-
-    #[test]
-    fn readiness_names_what_is_wrong() {
-        let h = Health::default();
-        assert_eq!(h.ready(), Err("broker not connected".into()));
-        h.set_broker(true);
-        assert_eq!(h.ready(), Ok(()));
-        h.set_store(false);
-        assert!(h.ready().is_err_and(|e| e.contains("storage")));
-        h.set_store(true);
-        h.set_publish(false);
-        assert!(h.ready().is_err_and(|e| e.contains("published")));
-    }
-}
+mod tests;

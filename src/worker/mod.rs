@@ -1,58 +1,50 @@
 //! `rehost worker`: the at-least-once job processor.
 //!
-//! One job's path: a delivery from the job queue → [`delivery::handle`] runs
-//! the [`Pipeline`] → the result is published with confirms (and the job
-//! moved to a retry queue, or parked) → the delivery is acked. The loop here
-//! owns the connection: it reconnects with backoff, declares the topology,
-//! pauses intake while the store or publishing fails, and on SIGTERM stops
-//! taking jobs, lets those in flight finish within the grace period, and
-//! abandons the rest unacked for redelivery.
+//! One job's path: a delivery from the job queue ([`intake`]) →
+//! [`delivery::handle`] runs the [`Pipeline`] → the result is published with
+//! confirms (and the job moved to a retry queue, or parked) by [`publish`] →
+//! the delivery is acked. [`session`] owns one broker connection at a time:
+//! it reconnects with jittered backoff, declares the topology and abandons
+//! the jobs of a lost connection (the broker redelivers them). [`health`]
+//! closes intake while the store or publishing fails, and tells `/healthz`
+//! and `/readyz` the truth. On SIGTERM the worker stops taking jobs, lets
+//! those in flight finish within the grace period, and abandons the rest
+//! unacked for redelivery.
 
 mod delivery;
 mod endpoints;
 pub mod health;
+mod intake;
+mod publish;
+mod session;
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::StreamExt;
-use lapin::options::{BasicCancelOptions, BasicConsumeOptions, BasicQosOptions};
-use lapin::types::FieldTable;
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::app::App;
-use crate::broker::headers::short;
-use crate::broker::publisher::Publisher;
-use crate::broker::{self, Names, topology};
+use crate::broker::Names;
 use crate::config::Config;
 use crate::metrics::METRICS;
 use crate::pipeline::Pipeline;
 use crate::store::Store;
 use health::Health;
 
-/// How often the intake loop shows it is alive (and refreshes the
-/// parking-lot depth).
-const BEAT: Duration = Duration::from_secs(15);
-/// How long one connection attempt to the broker may take.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// How long intake may stay paused with deliveries prefetched before they
-/// are handed back (below the broker's 30-minute consumer timeout).
-const PAUSE_LIMIT: Duration = Duration::from_secs(20 * 60);
-
 /// What every delivery task shares.
 struct Ctx {
     pipeline: Pipeline,
+    config: Config,
     names: Names,
     health: Arc<Health>,
-    /// The publisher of the current connection (`None` while disconnected).
-    publisher: watch::Receiver<Option<Arc<Publisher>>>,
     /// Fired when the shutdown grace runs out: in-flight jobs are abandoned.
-    cancel: CancellationToken,
+    abandon: CancellationToken,
+    tasks: TaskTracker,
+    permits: Arc<Semaphore>,
 }
 
 /// A running worker's handles, for tests and the binary.
@@ -65,7 +57,7 @@ pub struct Running {
 /// `on_start` receives the bound HTTP address once serving.
 ///
 /// # Errors
-/// Fatal start-up failures (the HTTP address cannot be bound).
+/// Fatal start-up failures (no store; the HTTP address cannot be bound).
 pub async fn run(
     app: App,
     shutdown: impl Future<Output = ()>,
@@ -77,22 +69,91 @@ pub async fn run(
         store,
     } = app;
     let store = store.ok_or_else(|| anyhow::anyhow!("rehost worker needs a store"))?;
-    if config.job_timeout >= delivery::DELIVERY_BUDGET {
-        tracing::warn!(
-            job_timeout_s = config.job_timeout.as_secs(),
-            "REHOST_JOB_TIMEOUT_SECS is at or above 25 minutes: a job may outlive the broker's consumer timeout (30 minutes by default); raise the broker's consumer_timeout to match"
-        );
-    }
-    let health = Arc::new(Health::default());
+    warn_about_deadline(&config);
+    let concurrency = usize::from(config.concurrency);
+    let health = Arc::new(Health::new(concurrency, config.stall));
     let (http_addr, http_task) = endpoints::serve(config.http_addr, health.clone()).await?;
     tracing::info!(%http_addr, "serving /healthz, /readyz and /metrics");
     on_start(Running {
         http_addr,
         health: health.clone(),
     });
+    METRICS
+        .concurrency
+        .set(i64::try_from(concurrency).unwrap_or(i64::MAX));
+    let stop = CancellationToken::new();
+    let prober = tokio::spawn(prepare_store(
+        store.clone(),
+        health.clone(),
+        config.job_timeout,
+    ));
+    let ctx = Arc::new(Ctx {
+        names: Names::from_config(&config),
+        pipeline,
+        health,
+        abandon: CancellationToken::new(),
+        tasks: TaskTracker::new(),
+        permits: Arc::new(Semaphore::new(concurrency)),
+        config,
+    });
+    // The connection stays up while jobs in flight finish, so they can
+    // still publish their results and ack; it is closed once they are done.
+    let sessions = session::run(&ctx, &stop);
+    tokio::pin!(sessions);
+    let last = tokio::select! {
+        last = &mut sessions => last,
+        () = shutdown => {
+            stop.cancel();
+            sessions.await
+        }
+    };
+    stop.cancel();
+    drain(&ctx).await;
+    store.wait_cleanups(Duration::from_secs(5)).await;
+    if let Some(session) = last {
+        session.close().await;
+    }
+    prober.abort();
+    http_task.abort();
+    tracing::info!("stopped");
+    Ok(())
+}
 
-    // Leftovers of killed workers; young ones may belong to live workers.
-    match store.sweep(config.job_timeout * 2).await {
+fn warn_about_deadline(config: &Config) {
+    if config.job_timeout >= delivery::DELIVERY_BUDGET {
+        tracing::warn!(
+            job_timeout_s = config.job_timeout.as_secs(),
+            "REHOST_JOB_TIMEOUT_SECS is at or above 25 minutes: a job may outlive the broker's consumer timeout (30 minutes by default); raise the broker's consumer_timeout to match"
+        );
+    }
+}
+
+/// Stops taking jobs and lets those in flight finish within the grace
+/// period; then abandons the rest (uploads aborted, deliveries unacked).
+async fn drain(ctx: &Ctx) {
+    ctx.health.set_shutting_down();
+    let grace = ctx.config.shutdown_grace;
+    tracing::info!(
+        in_flight = ctx.tasks.len(),
+        grace_s = grace.as_secs(),
+        "stopping: no new jobs; letting those in flight finish"
+    );
+    ctx.tasks.close();
+    if tokio::time::timeout(grace, ctx.tasks.wait()).await.is_err() {
+        tracing::warn!(
+            abandoned = ctx.tasks.len(),
+            "shutdown grace ran out; abandoning jobs (uploads aborted, left unacked)"
+        );
+        ctx.abandon.cancel();
+        let _ = tokio::time::timeout(Duration::from_secs(5), ctx.tasks.wait()).await;
+    }
+}
+
+/// Sweeps leftovers of killed workers, checks the store, then keeps
+/// probing it whenever a job marks it failing, until it answers again.
+async fn prepare_store(store: Store, health: Arc<Health>, job_timeout: Duration) {
+    // Young leftovers may belong to live workers.
+    match store.sweep(job_timeout * 2).await {
         Ok(s) => tracing::info!(
             temp_objects = s.temp_objects,
             uploads = s.uploads,
@@ -102,243 +163,36 @@ pub async fn run(
             tracing::warn!(error = %e, "sweep failed; the bucket's lifecycle rule will clean up")
         }
     }
-    let prober = tokio::spawn(probe_store(store.clone(), health.clone()));
-    if let Err(e) = store.check().await {
+    if let Err(e) = check(&store).await {
         tracing::error!(error = %e, "object storage does not answer; not taking jobs until it does");
         health.set_store(false);
     }
-
-    let names = Names::from_config(&config);
-    let (publisher_tx, publisher_rx) = watch::channel(None);
-    let ctx = Arc::new(Ctx {
-        pipeline,
-        names,
-        health: health.clone(),
-        publisher: publisher_rx,
-        cancel: CancellationToken::new(),
-    });
-    let tasks = TaskTracker::new();
-    let permits = Arc::new(Semaphore::new(usize::from(config.concurrency)));
-    let stop = CancellationToken::new();
-    let stopper = stop.clone();
-    let shutdown_task = async move {
-        shutdown.await;
-        stopper.cancel();
-    };
-    let consume = consume_loop(&config, &ctx, &publisher_tx, &tasks, &permits, &stop);
-    tokio::pin!(shutdown_task);
-    tokio::pin!(consume);
-    // The consuming channel stays open until jobs in flight are acked.
-    let _consuming: Option<lapin::Channel> = tokio::select! {
-        ch = &mut consume => ch,
-        () = &mut shutdown_task => {
-            stop.cancel();
-            consume.await
-        }
-    };
-    stop.cancel();
-    health.set_shutting_down();
-    tracing::info!(
-        in_flight = tasks.len(),
-        grace_s = config.shutdown_grace.as_secs(),
-        "stopping: no new jobs; letting those in flight finish"
-    );
-    tasks.close();
-    if tokio::time::timeout(config.shutdown_grace, tasks.wait())
-        .await
-        .is_err()
-    {
-        tracing::warn!(
-            abandoned = tasks.len(),
-            "shutdown grace ran out; abandoning jobs (uploads aborted, left unacked)"
-        );
-        ctx.cancel.cancel();
-        let _ = tokio::time::timeout(Duration::from_secs(5), tasks.wait()).await;
-    }
-    store.wait_cleanups(Duration::from_secs(5)).await;
-    let last = publisher_tx.borrow().clone();
-    if let Some(p) = last {
-        let _ = tokio::time::timeout(Duration::from_secs(2), p.close()).await;
-    }
-    prober.abort();
-    http_task.abort();
-    tracing::info!("stopped");
-    Ok(())
-}
-
-/// Connects, sets up, consumes; reconnects with backoff until `stop`.
-async fn consume_loop(
-    config: &Config,
-    ctx: &Arc<Ctx>,
-    publisher_tx: &watch::Sender<Option<Arc<Publisher>>>,
-    tasks: &TaskTracker,
-    permits: &Arc<Semaphore>,
-    stop: &CancellationToken,
-) -> Option<lapin::Channel> {
-    let mut backoff = Duration::from_millis(500);
-    let mut first = true;
-    while !stop.is_cancelled() {
-        ctx.health.beat();
-        if !first {
-            tokio::select! {
-                () = tokio::time::sleep(backoff) => {}
-                () = stop.cancelled() => return None,
-            }
-            backoff = (backoff * 2).min(Duration::from_secs(30));
-        }
-        first = false;
-        let connected =
-            tokio::time::timeout(CONNECT_TIMEOUT, broker::connect(&config.broker.amqp_url)).await;
-        let conn = match connected.unwrap_or_else(|_| {
-            Err(lapin::Error::from(std::io::Error::from(
-                std::io::ErrorKind::TimedOut,
-            )))
-        }) {
-            Ok(c) => Arc::new(c),
-            Err(e) => {
-                tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "cannot connect to the broker");
-                continue;
-            }
-        };
-        if let Err(e) = topology::ensure(&conn, &ctx.names).await {
-            tracing::error!(error = %e, "broker topology is not usable; not taking jobs");
-            ctx.health.set_topology_error(Some(e.0));
-            ctx.health.set_broker(true);
-            let _ = conn.close(200, short("topology")).await;
-            backoff = Duration::from_secs(30);
-            continue;
-        }
-        ctx.health.set_topology_error(None);
-        let publisher = Arc::new(Publisher::new(conn.clone()));
-        publisher_tx.send_replace(Some(publisher.clone()));
-        ctx.health.set_broker(true);
-        tracing::info!(queue = %ctx.names.queue, "connected; consuming");
-        backoff = Duration::from_millis(500);
-        let result = consume(config, ctx, &conn, &publisher, tasks, permits, stop).await;
-        let channel = match result {
-            Ok(channel) => channel,
-            Err(e) => {
-                ctx.health.set_broker(false);
-                publisher_tx.send_replace(None);
-                METRICS.broker_reconnects.inc();
-                tracing::warn!(error = %e, "lost the broker; reconnecting");
-                continue;
-            }
-        };
-        // Stopping: the connection stays up so jobs in flight can still
-        // publish their results and ack; `run` closes it once they are done.
-        return Some(channel);
-    }
-    None
-}
-
-/// Takes deliveries until the connection fails (`Err`) or `stop` (`Ok`).
-async fn consume(
-    config: &Config,
-    ctx: &Arc<Ctx>,
-    conn: &lapin::Connection,
-    publisher: &Arc<Publisher>,
-    tasks: &TaskTracker,
-    permits: &Arc<Semaphore>,
-    stop: &CancellationToken,
-) -> anyhow::Result<lapin::Channel> {
-    let channel = conn.create_channel().await?;
-    channel
-        .basic_qos(config.concurrency, BasicQosOptions { global: false })
-        .await?;
-    // While a dependency is failing, take no deliveries at all (they would
-    // sit unacked, ageing towards the broker's consumer timeout).
-    loop {
-        ctx.health.beat();
-        tokio::select! {
-            () = stop.cancelled() => return Ok(channel),
-            () = ctx.health.wait_open() => break,
-            () = tokio::time::sleep(BEAT) => {}
-        }
-    }
-    let tag = format!("rehost-{}", uuid::Uuid::new_v4().simple());
-    let mut consumer = channel
-        .basic_consume(
-            short(&ctx.names.queue),
-            short(&tag),
-            BasicConsumeOptions::default(),
-            FieldTable::default(),
-        )
-        .await?;
-    let mut depth_tick = tokio::time::interval(BEAT);
-    let mut paused_since: Option<tokio::time::Instant> = None;
-    loop {
-        ctx.health.beat();
-        paused_since = match (ctx.health.open(), paused_since) {
-            (true, _) => None,
-            (false, None) => Some(tokio::time::Instant::now()),
-            (false, since) => since,
-        };
-        // Paused too long: hand the prefetched deliveries back to the queue
-        // (the reconnect waits for the dependency before consuming again).
-        let give_back = async {
-            match paused_since {
-                Some(since) => tokio::time::sleep_until(since + PAUSE_LIMIT).await,
-                None => std::future::pending().await,
-            }
-        };
-        // Intake pauses while the store or publishing is failing.
-        let ready = async {
-            ctx.health.wait_open().await;
-            permits.clone().acquire_owned().await
-        };
-        let permit = tokio::select! {
-            () = stop.cancelled() => break,
-            _ = depth_tick.tick() => {
-                let depth = tokio::time::timeout(Duration::from_secs(5), publisher.depth(&ctx.names.dead)).await;
-                if let Ok(Ok(n)) = depth {
-                    METRICS.dead_depth.set(i64::from(n));
-                }
-                continue;
-            }
-            p = ready => p?,
-            () = give_back => anyhow::bail!("intake paused for {} minutes; returning prefetched jobs to the queue", PAUSE_LIMIT.as_secs() / 60),
-        };
-        let next = loop {
-            tokio::select! {
-                () = stop.cancelled() => break None,
-                d = consumer.next() => break Some(d),
-                _ = depth_tick.tick() => ctx.health.beat(),
-            }
-        };
-        let Some(next) = next else { break };
-        match next {
-            Some(Ok(delivery)) => {
-                tasks.spawn(delivery::handle(ctx.clone(), delivery, permit));
-            }
-            Some(Err(e)) => return Err(e.into()),
-            None => anyhow::bail!("the consumer was cancelled by the broker"),
-        }
-    }
-    // Stop: no new deliveries. Unprocessed prefetched ones return to the
-    // queue when the channel closes.
-    let _ = channel
-        .basic_cancel(short(&tag), BasicCancelOptions::default())
-        .await;
-    Ok(channel)
-}
-
-/// Checks the store while it is marked failing, and marks it healthy again.
-async fn probe_store(store: Store, health: Arc<Health>) {
     loop {
         health.wait_store_failing().await;
-        let mut backoff = Duration::from_millis(250);
-        loop {
-            tokio::time::sleep(backoff).await;
-            match store.check().await {
-                Ok(()) => {
-                    tracing::info!("object storage answers again; resuming intake");
-                    health.set_store(true);
-                    break;
-                }
-                Err(e) => tracing::debug!(error = %e, "object storage still failing"),
+        probe_until_ok(&store, &health).await;
+    }
+}
+
+/// One store check, bounded.
+async fn check(store: &Store) -> Result<(), String> {
+    match tokio::time::timeout(Duration::from_secs(30), store.check()).await {
+        Ok(r) => r.map_err(|e| e.to_string()),
+        Err(_) => Err("no answer within 30 s".into()),
+    }
+}
+
+async fn probe_until_ok(store: &Store, health: &Health) {
+    let mut backoff = Duration::from_millis(250);
+    loop {
+        tokio::time::sleep(backoff).await;
+        match check(store).await {
+            Ok(()) => {
+                tracing::info!("object storage answers again; resuming intake");
+                health.set_store(true);
+                return;
             }
-            backoff = (backoff * 2).min(Duration::from_secs(10));
+            Err(e) => tracing::debug!(error = %e, "object storage still failing"),
         }
+        backoff = (backoff * 2).min(Duration::from_secs(10));
     }
 }
