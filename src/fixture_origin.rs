@@ -106,6 +106,14 @@ impl OriginStats {
             .map(|(_, v)| v.clone())
     }
 
+    /// Requests per URL so far (path and query).
+    pub fn per_url(&self) -> Vec<(String, u64)> {
+        let m = self.per_url.lock().unwrap_or_else(|p| p.into_inner());
+        let mut v: Vec<_> = m.iter().map(|(k, n)| (k.clone(), *n)).collect();
+        v.sort();
+        v
+    }
+
     fn count(&self, url: &str) -> u64 {
         let mut m = self.per_url.lock().unwrap_or_else(|p| p.into_inner());
         let n = m.entry(url.to_string()).or_insert(0);

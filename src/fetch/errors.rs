@@ -51,20 +51,24 @@ pub(super) fn status_error(status: u16, headers: &HeaderMap) -> Result<(), JobEr
     Err(JobError::new(code, format!("origin answered {status}")))
 }
 
-/// A 3xx that reached us was not followed: its `Location` is missing,
-/// unusable, or of another scheme (which reqwest never follows).
-pub(super) fn unfollowed_redirect(url: &Url, status: u16, headers: &HeaderMap) -> JobError {
+/// Where a 3xx answer sends us next: an http(s) `Location`, resolved
+/// against the URL asked for.
+///
+/// # Errors
+/// `invalid_url` for another scheme; `unreachable` without a usable `Location`.
+pub(super) fn next_hop(url: &Url, status: u16, headers: &HeaderMap) -> Result<Url, JobError> {
     let target = headers
         .get(header::LOCATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|loc| url.join(loc).ok());
     match target {
-        Some(t) if !matches!(t.scheme(), "http" | "https") => {
-            error::invalid_url(RedirectRefused::Scheme(t.scheme().to_string()).to_string())
-        }
-        _ => error::unreachable(format!(
-            "origin answered {status} without a usable Location"
+        Some(t) if matches!(t.scheme(), "http" | "https") => Ok(t),
+        Some(t) => Err(error::invalid_url(
+            RedirectRefused::Scheme(t.scheme().to_string()).to_string(),
         )),
+        None => Err(error::unreachable(format!(
+            "origin answered {status} without a usable Location"
+        ))),
     }
 }
 
@@ -85,33 +89,19 @@ pub(super) fn content_range_total(v: &str) -> Option<u64> {
 }
 
 /// Maps a transport error to the contract's code, looking through its causes
-/// for the guard's and the redirect policy's own errors.
+/// for the address guard's own error (from the resolver).
 pub(super) fn classify(e: &reqwest::Error) -> JobError {
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(s) = source {
         if let Some(f) = s.downcast_ref::<Forbidden>() {
             return forbidden(f.clone());
         }
-        if let Some(r) = s.downcast_ref::<RedirectRefused>() {
-            return match r {
-                RedirectRefused::TooMany => error::unreachable(r.to_string()),
-                RedirectRefused::Scheme(_) => error::invalid_url(r.to_string()),
-            };
-        }
         source = s.source();
-    }
-    // reqwest refuses a redirect to another scheme before asking the policy.
-    if let Some(u) = e.url()
-        && !matches!(u.scheme(), "http" | "https")
-    {
-        return error::invalid_url(RedirectRefused::Scheme(u.scheme().to_string()).to_string());
     }
     let what = if e.is_timeout() {
         "timed out"
     } else if e.is_connect() {
         "could not connect (DNS, refused or TLS)"
-    } else if e.is_redirect() {
-        "redirect failed"
     } else {
         "request failed"
     };

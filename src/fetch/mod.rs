@@ -20,9 +20,7 @@ mod hosts;
 pub mod resolver;
 
 pub use body::Body;
-use errors::{
-    RedirectRefused, classify, content_range_total, forbidden, status_error, unfollowed_redirect,
-};
+use errors::{RedirectRefused, classify, content_range_total, forbidden, next_hop, status_error};
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -33,7 +31,7 @@ use url::Url;
 
 use crate::error::{self, JobError};
 use guard::{AllowList, Guard, literal_ip};
-use hosts::HostLimiter;
+use hosts::{HostLimiter, HostPermit};
 use resolver::GuardedResolver;
 pub use resolver::{Lookup, SystemLookup};
 
@@ -110,27 +108,13 @@ impl Fetcher {
             header::ACCEPT_ENCODING,
             HeaderValue::from_static("identity"),
         );
-        let redirect_guard = guard.clone();
-        let policy = reqwest::redirect::Policy::custom(move |attempt| {
-            if attempt.previous().len() > MAX_REDIRECTS {
-                return attempt.error(RedirectRefused::TooMany);
-            }
-            let scheme = attempt.url().scheme().to_string();
-            if scheme != "http" && scheme != "https" {
-                return attempt.error(RedirectRefused::Scheme(scheme));
-            }
-            if let Some(ip) = attempt.url().host().as_ref().and_then(literal_ip)
-                && let Err(f) = redirect_guard.check(ip)
-            {
-                return attempt.error(f);
-            }
-            attempt.follow()
-        });
+        // Redirects are followed here, hop by hop, so each hop's host is
+        // judged and counted against its own connection budget.
         let client = reqwest::Client::builder()
             .user_agent(concat!("rehost/", env!("CARGO_PKG_VERSION")))
             .default_headers(headers)
             .no_proxy()
-            .redirect(policy)
+            .redirect(reqwest::redirect::Policy::none())
             .referer(false)
             .connect_timeout(cfg.connect_timeout)
             .read_timeout(cfg.stall_timeout)
@@ -149,9 +133,11 @@ impl Fetcher {
         })
     }
 
-    /// Sends a GET for `url` (optionally a byte range) and checks the answer:
-    /// the address guard, the status, and the declared size against
-    /// `max_bytes`. The body is read from [`Opened::body`].
+    /// Sends a GET for `url` (optionally a byte range), following up to
+    /// [`MAX_REDIRECTS`] redirects, and checks the answer: the address guard
+    /// on every hop, the status, and the declared size against `max_bytes`.
+    /// The body is read from [`Opened::body`]; it holds a connection place
+    /// for the host that answered until it is dropped.
     ///
     /// # Errors
     /// A [`JobError`] with the contract's code (no asset index yet).
@@ -161,12 +147,36 @@ impl Fetcher {
         range: Option<Range>,
         max_bytes: u64,
     ) -> Result<Opened, JobError> {
-        let host = url.host_str().unwrap_or_default().to_ascii_lowercase();
+        // The asset's deadlines count from its first request, not from
+        // the wait for a connection place before it.
+        let mut started = None;
+        let mut url = url.clone();
+        for _ in 0..=MAX_REDIRECTS {
+            let (response, permit, since) = self.hop(&url, range, &mut started).await?;
+            let status = response.status().as_u16();
+            if !(300..400).contains(&status) {
+                return self.answer(response, permit, since, max_bytes);
+            }
+            url = next_hop(&url, status, response.headers())?;
+            reuse(response, since + self.cfg.base_timeout).await;
+        }
+        Err(error::unreachable(RedirectRefused::TooMany.to_string()))
+    }
+
+    /// One request to `url`, holding a place for its host; the response has
+    /// arrived within the base deadline, counted from the first hop's start
+    /// (set in `started` once its place is had).
+    async fn hop(
+        &self,
+        url: &Url,
+        range: Option<Range>,
+        started: &mut Option<Instant>,
+    ) -> Result<(reqwest::Response, HostPermit, Instant), JobError> {
         if let Some(ip) = url.host().as_ref().and_then(literal_ip) {
             self.guard.check(ip).map_err(forbidden)?;
         }
-        let mut permit = self.hosts.acquire(&host).await;
-        let started = Instant::now();
+        let mut permit = self.hosts.acquire(&host_key(url)).await;
+        let started = *started.get_or_insert_with(Instant::now);
         let mut req = self.client.get(url.clone());
         if let Some(r) = range {
             let value = match r.end {
@@ -175,26 +185,34 @@ impl Fetcher {
             };
             req = req.header(header::RANGE, value);
         }
-        let send = req.send();
-        let response = match tokio::time::timeout(self.cfg.base_timeout, send).await {
-            Err(_) => {
-                return Err(error::unreachable(
-                    "origin did not answer before the deadline",
-                ));
-            }
-            Ok(Err(e)) => return Err(classify(&e)),
-            Ok(Ok(r)) => r,
-        };
+        let response =
+            match tokio::time::timeout_at(started + self.cfg.base_timeout, req.send()).await {
+                Err(_) => {
+                    return Err(error::unreachable(
+                        "origin did not answer before the deadline",
+                    ));
+                }
+                Ok(Err(e)) => return Err(classify(&e)),
+                Ok(Ok(r)) => r,
+            };
         if let Some(addr) = response.remote_addr() {
             self.guard.check(addr.ip()).map_err(forbidden)?;
         }
         if response.version() == reqwest::Version::HTTP_2 {
             permit.multiplexed();
         }
+        Ok((response, permit, started))
+    }
+
+    /// The final answer: its status and declared sizes checked.
+    fn answer(
+        &self,
+        response: reqwest::Response,
+        permit: HostPermit,
+        started: Instant,
+        max_bytes: u64,
+    ) -> Result<Opened, JobError> {
         let status = response.status().as_u16();
-        if (300..400).contains(&status) {
-            return Err(unfollowed_redirect(url, status, response.headers()));
-        }
         status_error(status, response.headers())?;
         let content_length = response.content_length();
         let partial = status == 206;
@@ -233,5 +251,30 @@ impl Fetcher {
                 _permit: permit,
             },
         })
+    }
+}
+
+/// Reads a redirect's (small) body so its connection can carry the next
+/// hop instead of closing; a large or slow one is just dropped.
+async fn reuse(mut response: reqwest::Response, deadline: Instant) {
+    let mut left: usize = 64 * 1024;
+    let read = async {
+        while let Ok(Some(chunk)) = response.chunk().await {
+            left = left.saturating_sub(chunk.len());
+            if left == 0 {
+                return;
+            }
+        }
+    };
+    let deadline = deadline.min(Instant::now() + Duration::from_secs(2));
+    let _ = tokio::time::timeout_at(deadline, read).await;
+}
+
+/// What the per-host budget counts: the host and port a request connects to.
+fn host_key(url: &Url) -> String {
+    let host = url.host_str().unwrap_or_default().to_ascii_lowercase();
+    match url.port_or_known_default() {
+        Some(port) => format!("{host}:{port}"),
+        None => host,
     }
 }

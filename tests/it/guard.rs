@@ -142,3 +142,41 @@ async fn every_redirect_hop_is_checked() {
 fn urlencode(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
+
+/// The per-host budget counts the host a request actually connects to:
+/// redirects from many hosts to one host share that host's places.
+#[tokio::test]
+async fn the_host_budget_follows_redirects() {
+    let from = origin().await;
+    let to = origin().await;
+    let h = harness(Options {
+        fetch: FetchConfig {
+            allow: AllowList::parse("127.0.0.1/32").expect("allow"),
+            per_host_connections: 1,
+            ..FetchConfig::default()
+        },
+        lookup: Arc::new(StaticLookup(|_: &str| {
+            Ok(vec!["127.0.0.1".parse().expect("ip")])
+        })),
+        ..Options::default()
+    })
+    .await;
+    let target = format!("http://target.test:{}/photo.jpg", to.addr().port());
+    let urls: Vec<String> = (0..6)
+        .map(|i| {
+            let t = format!("{target}?delay_ms=300&n={i}");
+            let t: String = url::form_urlencoded::byte_serialize(t.as_bytes()).collect();
+            format!(
+                "http://from{i}.test:{}/photo.jpg?to={t}",
+                from.addr().port()
+            )
+        })
+        .collect();
+    let r = h.run(&slideshow(&urls, true)).await;
+    assert_eq!(r.status, rehost::result::Status::Ready, "{:?}", r.error);
+    let peak = to.stats.connections_peak();
+    assert!(
+        peak <= 2,
+        "one place for the target host (plus a closing one): {peak}"
+    );
+}

@@ -142,3 +142,96 @@ async fn requests_say_who_they_are_and_ask_for_identity() {
     );
     assert_eq!(origin.stats.last_header("referer"), None);
 }
+
+/// Regression: a JPEG whose frame header lies behind a 150 KB ICC profile
+/// (written by a real encoder) was `corrupt_media` on the hosted path: the
+/// 64 KiB prefix was never extended after its response ended.
+#[tokio::test]
+async fn headers_past_the_prefix_are_read_with_more_ranged_reads() {
+    let origin = origin().await;
+    let h = default_harness().await;
+    let r = h.run(&slideshow(&[origin.url("big-icc.jpg")], false)).await;
+    assert_eq!(r.status, Status::Ready, "{:?}", r.error);
+    let a = &r.assets.expect("assets")[0];
+    assert_eq!((a.width, a.height), (Some(800), Some(600)));
+    assert_eq!(a.bytes, Some(fixture("big-icc.jpg").len() as u64));
+    let r = h
+        .run(&video(&origin.url("webm-late-tracks.webm"), false))
+        .await;
+    assert_eq!(r.status, Status::Ready, "{:?}", r.error);
+    let a = &r.assets.expect("assets")[0];
+    assert_eq!(
+        a.codec.as_deref(),
+        Some("vp9"),
+        "Tracks found past the prefix"
+    );
+}
+
+/// Regression: a hosted MP4 with `moov` at the end read its tail while its
+/// first response still held the host's only connection place: it waited
+/// for itself until the job deadline.
+#[tokio::test]
+async fn a_trailing_moov_never_waits_for_its_own_connection() {
+    let origin = origin().await;
+    let h = harness(Options {
+        fetch: rehost::fetch::FetchConfig {
+            per_host_connections: 1,
+            ..Options::default().fetch
+        },
+        ..Options::default()
+    })
+    .await;
+    let url = origin.url("gen/tail.mp4?mib=4&moov=end");
+    let r = tokio::time::timeout(
+        std::time::Duration::from_secs(20),
+        h.run(&video(&url, false)),
+    )
+    .await
+    .expect("no self-deadlock with one place per host");
+    assert_eq!(r.status, Status::Ready, "{:?}", r.error);
+    assert_eq!(
+        r.assets.expect("assets")[0].width,
+        Some(640),
+        "moov read from the tail"
+    );
+    // Many such jobs at once from one host, more than its places.
+    let h = harness(Options {
+        fetch: rehost::fetch::FetchConfig {
+            per_host_connections: 2,
+            ..Options::default().fetch
+        },
+        ..Options::default()
+    })
+    .await;
+    let jobs: Vec<_> = (0..8)
+        .map(|i| {
+            video(
+                &origin.url(&format!("gen/t{i}.mp4?mib=2&moov=end&seed={i}")),
+                false,
+            )
+        })
+        .collect();
+    let all = futures_util::future::join_all(jobs.iter().map(|j| h.run(j)));
+    let results = tokio::time::timeout(std::time::Duration::from_secs(30), all)
+        .await
+        .expect("every job finishes");
+    assert!(results.iter().all(|r| r.status == Status::Ready));
+}
+
+/// WebM puts Tracks before the first Cluster; a file whose Tracks follow
+/// the Clusters (as `mkvpropedit` leaves one) is refused on both paths.
+#[tokio::test]
+async fn webm_tracks_after_the_clusters_are_corrupt() {
+    let origin = origin().await;
+    let h = default_harness().await;
+    for byo in [false, true] {
+        let r = h
+            .run(&video(&origin.url("webm-tracks-at-end.webm"), byo))
+            .await;
+        assert_eq!(
+            r.error.map(|e| e.code),
+            Some(rehost::error::ErrorCode::CorruptMedia),
+            "byo {byo}"
+        );
+    }
+}
