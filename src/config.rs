@@ -104,7 +104,7 @@ impl Config {
         let broker = broker(&r)?;
         let retry_delays = retry_delays(&r.text("REHOST_RETRY_DELAYS"))?;
         for (label, _) in &retry_delays {
-            amqp_name(&format!("{}.retry.{label}", broker.queue))
+            amqp_name(&format!("{}.retry-q.{label}", broker.queue))
                 .map_err(|m| err("REHOST_QUEUE", format!("{m} (with its retry suffix)")))?;
         }
         let (log_filter, log_format) = logging(&r)?;

@@ -68,9 +68,28 @@ pub fn with_text(headers: Option<&FieldTable>, key: &'static str, value: &str) -
     t
 }
 
-/// `headers` with the attempt counter set.
+/// The broker's dead-letter history: dropped when the worker moves a job,
+/// since a retry queue that finds itself in `x-death` takes the move for a
+/// dead-letter cycle and keeps the job forever.
+const DEATH_HISTORY: &[&str] = &[
+    "x-death",
+    "x-first-death-exchange",
+    "x-first-death-queue",
+    "x-first-death-reason",
+    "x-last-death-exchange",
+    "x-last-death-queue",
+    "x-last-death-reason",
+];
+
+/// `headers` without the broker's dead-letter history, with the attempt
+/// counter set.
 pub fn with_attempt(headers: Option<&FieldTable>, attempt: u32) -> FieldTable {
-    let mut t = headers.cloned().unwrap_or_default();
+    let mut t = FieldTable::default();
+    for (k, v) in headers.map(FieldTable::inner).into_iter().flatten() {
+        if !DEATH_HISTORY.contains(&k.as_str()) {
+            t.insert(k.clone(), v.clone());
+        }
+    }
     t.insert(
         ShortString::from(ATTEMPT),
         AMQPValue::LongLongInt(i64::from(attempt)),
@@ -84,19 +103,8 @@ pub fn reset(headers: Option<&FieldTable>) -> FieldTable {
     let mut t = FieldTable::default();
     if let Some(h) = headers {
         for (k, v) in h.inner() {
-            if ![
-                ATTEMPT,
-                REASON,
-                PARKED_AT,
-                "x-death",
-                "x-first-death-exchange",
-                "x-first-death-queue",
-                "x-first-death-reason",
-                "x-last-death-exchange",
-                "x-last-death-queue",
-                "x-last-death-reason",
-            ]
-            .contains(&k.as_str())
+            if ![ATTEMPT, REASON, PARKED_AT].contains(&k.as_str())
+                && !DEATH_HISTORY.contains(&k.as_str())
             {
                 t.insert(k.clone(), v.clone());
             }

@@ -28,8 +28,11 @@ pub struct Names {
     pub results_queue: Option<String>,
     /// `{queue}.dead`.
     pub dead: String,
-    /// `(delay, {queue}.retry.{label})`, in the configured order.
+    /// `(delay, {queue}.retry-q.{label})`, in the configured order.
     pub retries: Vec<(Duration, String)>,
+    /// `{queue}.retry.{label}`: the classic retry queues of earlier
+    /// versions, deleted once they have drained.
+    pub legacy_retries: Vec<String>,
     pub declare: bool,
 }
 
@@ -43,7 +46,11 @@ impl Names {
             dead: format!("{}.dead", b.queue),
             retries: delays
                 .iter()
-                .map(|(label, d)| (*d, format!("{}.retry.{label}", b.queue)))
+                .map(|(label, d)| (*d, format!("{}.retry-q.{label}", b.queue)))
+                .collect(),
+            legacy_retries: delays
+                .iter()
+                .map(|(label, _)| format!("{}.retry.{label}", b.queue))
                 .collect(),
             queue: b.queue.clone(),
             exchange: b.exchange.clone(),
@@ -119,10 +126,10 @@ mod tests {
         assert_eq!(
             retries,
             [
-                "media.ingest.retry.5s",
-                "media.ingest.retry.30s",
-                "media.ingest.retry.2m",
-                "media.ingest.retry.10m"
+                "media.ingest.retry-q.5s",
+                "media.ingest.retry-q.30s",
+                "media.ingest.retry-q.2m",
+                "media.ingest.retry-q.10m"
             ]
         );
     }
@@ -135,27 +142,27 @@ mod tests {
             n.retry_queue(attempt, after.map(Duration::from_secs))
                 .map(|(_, q)| q.as_str())
         };
-        assert_eq!(q(1, None), Some("media.ingest.retry.5s"));
-        assert_eq!(q(2, None), Some("media.ingest.retry.30s"));
-        assert_eq!(q(4, None), Some("media.ingest.retry.10m"));
+        assert_eq!(q(1, None), Some("media.ingest.retry-q.5s"));
+        assert_eq!(q(2, None), Some("media.ingest.retry-q.30s"));
+        assert_eq!(q(4, None), Some("media.ingest.retry-q.10m"));
         assert_eq!(
             q(9, None),
-            Some("media.ingest.retry.10m"),
+            Some("media.ingest.retry-q.10m"),
             "the last repeats"
         );
         assert_eq!(
             q(1, Some(20)),
-            Some("media.ingest.retry.30s"),
+            Some("media.ingest.retry-q.30s"),
             "Retry-After raises the delay"
         );
         assert_eq!(
             q(1, Some(3600)),
-            Some("media.ingest.retry.10m"),
+            Some("media.ingest.retry-q.10m"),
             "bounded by the largest"
         );
         assert_eq!(
             q(3, Some(1)),
-            Some("media.ingest.retry.2m"),
+            Some("media.ingest.retry-q.2m"),
             "never shortens the schedule"
         );
     }

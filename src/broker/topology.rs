@@ -5,12 +5,14 @@
 //! | --- | --- |
 //! | `{exchange}` | topic exchange, durable |
 //! | `{queue}` | quorum queue, `x-delivery-limit` 5, at-least-once dead-lettering to `{queue}.dead`, bound with `{routing_key}` |
-//! | `{queue}.retry.{delay}` | durable, `x-message-ttl`, dead-letters back to `{queue}` |
+//! | `{queue}.retry-q.{delay}` | quorum queue, `x-message-ttl`, at-least-once dead-lettering back to `{queue}` |
 //! | `{queue}.dead` | durable parking lot |
 //! | `{results_exchange}` | topic exchange, durable |
 //! | `{results_queue}` | quorum queue bound to the results exchange with `#` |
 
-use lapin::options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions};
+use lapin::options::{
+    ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions, QueueDeleteOptions,
+};
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
 use lapin::{Connection, ExchangeKind};
 
@@ -38,7 +40,8 @@ fn int(n: i64) -> AMQPValue {
     AMQPValue::LongLongInt(n)
 }
 
-/// What to declare: `(name, durable kind, arguments)`.
+/// One step of the topology: an exchange (durable, topic), a queue
+/// (durable, with its arguments), or a binding `(queue, exchange, key)`.
 enum Item<'a> {
     Exchange(&'a str),
     Queue(&'a str, FieldTable),
@@ -65,15 +68,21 @@ fn items(n: &Names) -> Vec<Item<'_>> {
         Item::Bind(&n.queue, &n.exchange, &n.routing_key),
     ];
     for (delay, name) in &n.retries {
+        // Quorum, so a job falling due is never dropped on its way back: if
+        // the job queue refuses it (or is missing), the broker keeps it and
+        // offers it again.
         v.push(Item::Queue(
             name,
             table(&[
+                ("x-queue-type", text("quorum")),
                 (
                     "x-message-ttl",
                     int(i64::try_from(delay.as_millis()).unwrap_or(i64::MAX)),
                 ),
                 ("x-dead-letter-exchange", text("")),
                 ("x-dead-letter-routing-key", text(&n.queue)),
+                ("x-dead-letter-strategy", text("at-least-once")),
+                ("x-overflow", text("reject-publish")),
             ]),
         ));
     }
@@ -145,6 +154,41 @@ pub async fn ensure(conn: &Connection, n: &Names) -> Result<(), TopologyError> {
         }
     }
     Ok(())
+}
+
+/// Deletes the classic retry queues of earlier versions once they have
+/// drained (their jobs return to the job queue by their own TTL); a queue
+/// still holding jobs is left for a later start. Only with `declare` on.
+pub async fn retire_legacy(conn: &Connection, n: &Names) {
+    if !n.declare {
+        return;
+    }
+    for name in &n.legacy_retries {
+        let Ok(ch) = conn.create_channel().await else {
+            return;
+        };
+        let passive = QueueDeclareOptions {
+            passive: true,
+            ..QueueDeclareOptions::default()
+        };
+        if let Ok(q) = ch
+            .queue_declare(short(name), passive, FieldTable::default())
+            .await
+        {
+            let held = q.message_count();
+            let opts = QueueDeleteOptions {
+                if_empty: true,
+                if_unused: true,
+                ..QueueDeleteOptions::default()
+            };
+            if held > 0 {
+                tracing::info!(queue = %name, held, "an earlier version's retry queue still holds jobs; they return to the job queue by its TTL, and it is deleted at a later start");
+            } else if ch.queue_delete(short(name), opts).await.is_ok() {
+                tracing::info!(queue = %name, "deleted an earlier version's drained retry queue");
+            }
+        }
+        let _ = ch.close(200, ShortString::from("ok")).await;
+    }
 }
 
 fn explain(item: &Item<'_>, e: &lapin::Error, declare: bool) -> TopologyError {

@@ -35,7 +35,7 @@ pub const SETTINGS: &[Setting] = &[
         "REHOST_QUEUE",
         "queue",
         "media.ingest",
-        "job queue; also names {Q}.retry.{delay} and {Q}.dead",
+        "job queue; also names {Q}.retry-q.{delay} and {Q}.dead",
     ),
     s(
         "REHOST_EXCHANGE",
@@ -175,8 +175,8 @@ pub const SETTINGS: &[Setting] = &[
     s(
         "REHOST_PER_HOST_CONNECTIONS",
         "per-host-connections",
-        "8",
-        "most connections to one origin host at once",
+        "32",
+        "most connections to one origin host at once (the host connected to, after redirects), shared by all of a worker's jobs",
     ),
     s(
         "REHOST_ALLOW_PRIVATE_NETWORKS",

@@ -34,7 +34,7 @@ fn defaults_are_the_contracts() {
     assert_eq!(c.limits.max_image_pixels, 100_000_000);
     assert_eq!(c.fetch.base_timeout.as_secs(), 60);
     assert_eq!(c.fetch.min_rate_bytes_per_sec, 4096 * 1024);
-    assert_eq!(c.fetch.per_host_connections, 8);
+    assert_eq!(c.fetch.per_host_connections, 32);
     assert_eq!(c.fetch.allow, AllowList::default());
     assert_eq!(c.http_addr.to_string(), "0.0.0.0:9090");
     assert_eq!(c.log_format, LogFormat::Json);

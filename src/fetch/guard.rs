@@ -3,7 +3,10 @@
 //! Every address that is not globally routable is refused: loopback, private,
 //! CGNAT, link-local (cloud metadata), multicast, broadcast, documentation,
 //! reserved, unspecified, and their IPv6 forms, including the IPv6 ranges that
-//! embed or tunnel IPv4 (mapped, compatible, NAT64, 6to4, Teredo). The check
+//! embed or tunnel IPv4 (mapped, compatible, 6to4, Teredo, local-use NAT64),
+//! cloud platform endpoints (169.254.169.254, Azure's 168.63.129.16); a
+//! well-known-prefix NAT64 address (64:ff9b::/96) is judged by the IPv4
+//! address it embeds, so IPv6-only deployments reach public origins. The check
 //! runs on the addresses a name resolves to, on IP-literal hosts and on every
 //! redirect hop, so numeric spellings (`2130706433`, `0x7f.1`, `[::ffff:...]`)
 //! are judged by the address they mean.
@@ -24,6 +27,10 @@ const BLOCKED: &[(&str, &str)] = &[
     ("100.64.0.0/10", "CGNAT"),
     ("127.0.0.0/8", "loopback"),
     ("169.254.0.0/16", "link-local (cloud metadata)"),
+    (
+        "168.63.129.16/32",
+        "Azure platform endpoint (cloud metadata)",
+    ),
     ("172.16.0.0/12", "private"),
     ("192.0.0.0/24", "IETF protocol assignments"),
     ("192.0.2.0/24", "documentation"),
@@ -40,13 +47,13 @@ const BLOCKED: &[(&str, &str)] = &[
     ("::/96", "IPv4-compatible"),
     ("::ffff:0:0/96", "IPv4-mapped"),
     ("::ffff:0:0:0/96", "IPv4-translated"),
-    ("64:ff9b::/96", "NAT64"),
     ("64:ff9b:1::/48", "local NAT64"),
     ("100::/64", "discard"),
     ("2001::/32", "Teredo"),
     ("2001:2::/48", "benchmarking"),
     ("2001:db8::/32", "documentation"),
     ("2001:10::/28", "ORCHID"),
+    ("2001:20::/28", "ORCHIDv2"),
     ("2002::/16", "6to4"),
     ("3fff::/20", "documentation"),
     ("5f00::/16", "SRv6 SIDs"),
@@ -163,11 +170,43 @@ impl Guard {
         if self.allow.contains(ip) {
             return Ok(());
         }
-        match self.blocked.iter().find(|(net, _)| net.contains(&ip)) {
-            Some((_, reason)) => Err(Forbidden { ip, reason }),
+        // NAT64 (64:ff9b::/96) reaches the IPv4 address it embeds: judged by
+        // that address, which no allow list opens (IPv6-only deployments
+        // reach the public IPv4 internet this way; never private networks).
+        if let Some(v4) = nat64(ip) {
+            return match self.blocked(IpAddr::V4(v4)) {
+                Some(_) => Err(Forbidden {
+                    ip,
+                    reason: "NAT64 of a non-public IPv4 address",
+                }),
+                None => Ok(()),
+            };
+        }
+        match self.blocked(ip) {
+            Some(reason) => Err(Forbidden { ip, reason }),
             None => Ok(()),
         }
     }
+
+    fn blocked(&self, ip: IpAddr) -> Option<&'static str> {
+        self.blocked
+            .iter()
+            .find(|(net, _)| net.contains(&ip))
+            .map(|(_, reason)| *reason)
+    }
+}
+
+/// The IPv4 address a well-known-prefix NAT64 address (RFC 6052) embeds.
+fn nat64(ip: IpAddr) -> Option<std::net::Ipv4Addr> {
+    let IpAddr::V6(v6) = ip else {
+        return None;
+    };
+    let s = v6.segments();
+    (s[..6] == [0x64, 0xff9b, 0, 0, 0, 0]).then(|| {
+        let [a, b] = s[6].to_be_bytes();
+        let [c, d] = s[7].to_be_bytes();
+        std::net::Ipv4Addr::new(a, b, c, d)
+    })
 }
 
 /// Parses a host as an IP literal the way URLs do (WHATWG: decimal, hex and

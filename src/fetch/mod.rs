@@ -60,7 +60,7 @@ impl Default for FetchConfig {
             stall_timeout: Duration::from_secs(30),
             base_timeout: Duration::from_secs(60),
             min_rate_bytes_per_sec: 4096 * 1024,
-            per_host_connections: 8,
+            per_host_connections: 32,
             allow: AllowList::default(),
         }
     }

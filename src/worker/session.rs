@@ -106,6 +106,7 @@ async fn open(ctx: &Ctx) -> Option<Arc<Session>> {
         return None;
     }
     health.set_topology_error(None);
+    topology::retire_legacy(&conn, &ctx.names).await;
     match setup(ctx, conn.clone()).await {
         Ok(session) => Some(session),
         Err(e) => {

@@ -227,7 +227,7 @@ impl Bench {
         for name in [
             q.clone(),
             format!("{q}.dead"),
-            format!("{q}.retry.200ms"),
+            format!("{q}.retry-q.200ms"),
             self.get("REHOST_RESULTS_QUEUE"),
         ] {
             let _ = ch
