@@ -158,7 +158,9 @@ pub async fn ensure(conn: &Connection, n: &Names) -> Result<(), TopologyError> {
 
 /// Deletes the classic retry queues of earlier versions once they have
 /// drained (their jobs return to the job queue by their own TTL); a queue
-/// still holding jobs is left for a later start. Only with `declare` on.
+/// still holding jobs (the broker refuses the delete) is left for a later
+/// start. Deleting a queue that does not exist succeeds quietly. Only with
+/// `declare` on.
 pub async fn retire_legacy(conn: &Connection, n: &Names) {
     if !n.declare {
         return;
@@ -167,24 +169,15 @@ pub async fn retire_legacy(conn: &Connection, n: &Names) {
         let Ok(ch) = conn.create_channel().await else {
             return;
         };
-        let passive = QueueDeclareOptions {
-            passive: true,
-            ..QueueDeclareOptions::default()
+        let opts = QueueDeleteOptions {
+            if_empty: true,
+            if_unused: true,
+            ..QueueDeleteOptions::default()
         };
-        if let Ok(q) = ch
-            .queue_declare(short(name), passive, FieldTable::default())
-            .await
-        {
-            let held = q.message_count();
-            let opts = QueueDeleteOptions {
-                if_empty: true,
-                if_unused: true,
-                ..QueueDeleteOptions::default()
-            };
-            if held > 0 {
-                tracing::info!(queue = %name, held, "an earlier version's retry queue still holds jobs; they return to the job queue by its TTL, and it is deleted at a later start");
-            } else if ch.queue_delete(short(name), opts).await.is_ok() {
-                tracing::info!(queue = %name, "deleted an earlier version's drained retry queue");
+        match ch.queue_delete(short(name), opts).await {
+            Ok(_) => {}
+            Err(e) => {
+                tracing::info!(queue = %name, error = %e, "an earlier version's retry queue still holds jobs; they return to the job queue by its TTL, and it is deleted at a later start")
             }
         }
         let _ = ch.close(200, ShortString::from("ok")).await;

@@ -5,6 +5,7 @@
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use futures_util::StreamExt;
@@ -18,6 +19,7 @@ use rehost::config::{Config, Raw};
 use rehost::fixture_origin::{Origin, OriginConfig};
 use rehost::result::ResultMessage;
 use serde_json::{Value, json};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
 
 pub const AMQP: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
@@ -223,13 +225,11 @@ impl Bench {
     /// Deletes every queue and exchange of this test.
     pub async fn cleanup(self) {
         let ch = self.conn.create_channel().await.expect("channel");
-        let q = self.queue();
-        for name in [
-            q.clone(),
-            format!("{q}.dead"),
-            format!("{q}.retry-q.200ms"),
-            self.get("REHOST_RESULTS_QUEUE"),
-        ] {
+        let names = rehost::broker::Names::from_config(&self.config());
+        let mut queues = vec![names.queue.clone(), names.dead.clone()];
+        queues.extend(names.retries.iter().map(|(_, q)| q.clone()));
+        queues.extend(names.results_queue.clone());
+        for name in queues {
             let _ = ch
                 .queue_delete(name.as_str().into(), QueueDeleteOptions::default())
                 .await;
@@ -328,4 +328,90 @@ pub fn job(id: &str, urls: &[String], byo: bool) -> Value {
         "accounts": [{"id": "a1", "platform": "tiktok", "type": kind}],
         "media": {"type": "slideshow", "urls": urls},
     })
+}
+
+/// A TCP proxy to the broker whose connections the test can sever.
+pub struct Proxy {
+    pub addr: std::net::SocketAddr,
+    pub cut: Arc<AtomicBool>,
+    /// Connections accepted so far.
+    pub accepted: Arc<std::sync::atomic::AtomicU64>,
+    generation: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl Proxy {
+    pub async fn start() -> Proxy {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let cut = Arc::new(AtomicBool::new(false));
+        let accepted = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let count = accepted.clone();
+        let generation = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let (c, g) = (cut.clone(), generation.clone());
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut inbound, _)) = listener.accept().await else {
+                    continue;
+                };
+                if c.load(Ordering::SeqCst) {
+                    continue;
+                }
+                count.fetch_add(1, Ordering::SeqCst);
+                let g = g.clone();
+                let my_gen = g.load(Ordering::SeqCst);
+                tokio::spawn(async move {
+                    let Ok(mut outbound) = TcpStream::connect("127.0.0.1:5672").await else {
+                        return;
+                    };
+                    let watch = async {
+                        while g.load(Ordering::SeqCst) == my_gen {
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                        }
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                        () = watch => {}
+                    }
+                });
+            }
+        });
+        Proxy {
+            addr,
+            cut,
+            accepted,
+            generation,
+        }
+    }
+
+    /// `amqp://` URL of the broker through this proxy.
+    pub fn url(&self) -> String {
+        format!("amqp://guest:guest@{}/%2f", self.addr)
+    }
+
+    /// Severs every open connection.
+    pub fn sever(&self) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// Runs `rabbitmqctl` with `args` and checks it succeeded.
+pub fn rabbitmqctl(args: &[&str]) {
+    let out = std::process::Command::new("rabbitmqctl")
+        .args(args)
+        .output()
+        .expect("rabbitmqctl runs");
+    assert!(
+        out.status.success(),
+        "rabbitmqctl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Runs a closure when dropped (restores what a test changed, even when it fails).
+pub struct Defer<F: FnMut()>(pub F);
+
+impl<F: FnMut()> Drop for Defer<F> {
+    fn drop(&mut self) {
+        (self.0)();
+    }
 }

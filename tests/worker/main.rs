@@ -8,3 +8,4 @@ mod flow;
 mod outages;
 mod parking;
 mod process;
+mod recovery;

@@ -1,13 +1,11 @@
 //! Dependencies failing: the store, the broker connection, the topology.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use lapin::options::QueueDeclareOptions;
 use lapin::types::FieldTable;
 use rehost::result::Status;
-use tokio::net::{TcpListener, TcpStream};
 
 use crate::helpers::*;
 
@@ -58,59 +56,6 @@ async fn a_store_outage_pauses_intake_instead_of_failing_jobs() {
     b.cleanup().await;
 }
 
-/// A TCP proxy to the broker whose connections the test can sever.
-struct Proxy {
-    addr: std::net::SocketAddr,
-    cut: Arc<AtomicBool>,
-    generation: Arc<std::sync::atomic::AtomicU64>,
-}
-
-impl Proxy {
-    async fn start() -> Proxy {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        let cut = Arc::new(AtomicBool::new(false));
-        let generation = Arc::new(std::sync::atomic::AtomicU64::new(0));
-        let (c, g) = (cut.clone(), generation.clone());
-        tokio::spawn(async move {
-            loop {
-                let Ok((mut inbound, _)) = listener.accept().await else {
-                    continue;
-                };
-                if c.load(Ordering::SeqCst) {
-                    continue;
-                }
-                let g = g.clone();
-                let my_gen = g.load(Ordering::SeqCst);
-                tokio::spawn(async move {
-                    let Ok(mut outbound) = TcpStream::connect("127.0.0.1:5672").await else {
-                        return;
-                    };
-                    let watch = async {
-                        while g.load(Ordering::SeqCst) == my_gen {
-                            tokio::time::sleep(Duration::from_millis(50)).await;
-                        }
-                    };
-                    tokio::select! {
-                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
-                        () = watch => {}
-                    }
-                });
-            }
-        });
-        Proxy {
-            addr,
-            cut,
-            generation,
-        }
-    }
-
-    /// Severs every open connection.
-    fn sever(&self) {
-        self.generation.fetch_add(1, Ordering::SeqCst);
-    }
-}
-
 #[tokio::test]
 async fn a_cut_broker_connection_loses_no_job() {
     if !broker_or_skip("a_cut_broker_connection_loses_no_job") {
@@ -118,7 +63,7 @@ async fn a_cut_broker_connection_loses_no_job() {
     }
     let origin = origin().await;
     let proxy = Proxy::start().await;
-    let url = format!("amqp://guest:guest@{}/%2f", proxy.addr);
+    let url = proxy.url();
     let mut b = Bench::new(&[("AMQP_URL", url.as_str())]).await;
     let w = b.start_worker().await;
     // Jobs that are in flight (the origin is slow) when the connection drops.

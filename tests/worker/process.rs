@@ -191,3 +191,62 @@ async fn loadtest_reports_every_job_and_no_losses() {
     }
     b.cleanup().await;
 }
+
+/// Regression: SIGTERM while the worker was still starting (here: sweeping
+/// a store that does not answer) killed it, because the handlers were
+/// installed only once the consume loop ran.
+#[tokio::test]
+async fn sigterm_during_start_up_is_a_clean_stop() {
+    if !broker_or_skip("sigterm_during_start_up_is_a_clean_stop") {
+        return;
+    }
+    // An S3 endpoint that accepts connections and never answers.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let endpoint = format!("http://{}", silent.local_addr().expect("addr"));
+    let mut b = Bench::new(&[]).await;
+    b.settings.retain(|(k, _)| *k != "REHOST_STORE_DIR");
+    for (k, v) in [
+        ("S3_BUCKET", "media"),
+        ("S3_ENDPOINT", endpoint.as_str()),
+        ("S3_ACCESS_KEY_ID", "k"),
+        ("S3_SECRET_ACCESS_KEY", "s"),
+        ("REHOST_SHUTDOWN_GRACE_SECS", "2"),
+    ] {
+        b.settings.push((k, v.to_string()));
+    }
+    let mut child = spawn_worker(&b);
+    std::thread::sleep(Duration::from_millis(500));
+    signal(&child, "-TERM");
+    let status = wait_exit(&mut child);
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "clean stop, not death by signal: {status:?}"
+    );
+    drop(silent);
+    b.cleanup().await;
+}
+
+/// Regression: a malformed `AMQP_URL` made the worker reconnect forever.
+#[tokio::test]
+async fn a_malformed_amqp_url_is_a_configuration_error() {
+    for url in [
+        "amqp://guest:guest@127.0.0.1:notaport/%2f",
+        "amqp://[::1/%2f",
+        "amqp//x",
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_rehost"))
+            .arg("worker")
+            .env("AMQP_URL", url)
+            .env("REHOST_STORE_DIR", std::env::temp_dir())
+            .output()
+            .expect("run");
+        assert_eq!(out.status.code(), Some(2), "{url}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("invalid setting AMQP_URL"), "{url}: {err}");
+        assert!(
+            !err.contains("guest:guest"),
+            "the password is not printed: {err}"
+        );
+    }
+}
