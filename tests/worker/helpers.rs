@@ -66,6 +66,7 @@ pub struct Bench {
     pub channel: Channel,
     pub settings: Vec<(&'static str, String)>,
     results: Option<lapin::Consumer>,
+    cleaned: bool,
 }
 
 impl Bench {
@@ -105,6 +106,7 @@ impl Bench {
             channel,
             settings,
             results: None,
+            cleaned: false,
         };
         // The API side declares the topology too (idempotently), so jobs
         // published before a worker starts are kept.
@@ -223,26 +225,59 @@ impl Bench {
     }
 
     /// Deletes every queue and exchange of this test.
-    pub async fn cleanup(self) {
-        let ch = self.conn.create_channel().await.expect("channel");
-        let names = rehost::broker::Names::from_config(&self.config());
-        let mut queues = vec![names.queue.clone(), names.dead.clone()];
-        queues.extend(names.retries.iter().map(|(_, q)| q.clone()));
-        queues.extend(names.results_queue.clone());
-        for name in queues {
-            let _ = ch
-                .queue_delete(name.as_str().into(), QueueDeleteOptions::default())
-                .await;
-        }
-        for name in [
-            self.get("REHOST_EXCHANGE"),
-            self.get("REHOST_RESULTS_EXCHANGE"),
-        ] {
-            let _ = ch
-                .exchange_delete(name.as_str().into(), ExchangeDeleteOptions::default())
-                .await;
-        }
+    pub async fn cleanup(mut self) {
+        delete_topology(&self.config(), &self.conn).await;
+        self.cleaned = true;
         let _ = self.conn.close(200, "bye".into()).await;
+    }
+}
+
+/// A test that panicked still removes its queues and exchanges.
+impl Drop for Bench {
+    fn drop(&mut self) {
+        if self.cleaned {
+            return;
+        }
+        let config = self.config();
+        let _ = std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            rt.block_on(async {
+                let connect = Connection::connect(AMQP, ConnectionProperties::default());
+                if let Ok(Ok(conn)) = tokio::time::timeout(Duration::from_secs(5), connect).await {
+                    let _ = tokio::time::timeout(
+                        Duration::from_secs(10),
+                        delete_topology(&config, &conn),
+                    )
+                    .await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+async fn delete_topology(config: &Config, conn: &Connection) {
+    let Ok(ch) = conn.create_channel().await else {
+        return;
+    };
+    let names = rehost::broker::Names::from_config(config);
+    let mut queues = vec![names.queue.clone(), names.dead.clone()];
+    queues.extend(names.retries.iter().map(|(_, q)| q.clone()));
+    queues.extend(names.results_queue.clone());
+    for name in queues {
+        let _ = ch
+            .queue_delete(name.as_str().into(), QueueDeleteOptions::default())
+            .await;
+    }
+    for name in [&names.exchange, &names.results_exchange] {
+        let _ = ch
+            .exchange_delete(name.as_str().into(), ExchangeDeleteOptions::default())
+            .await;
     }
 }
 
