@@ -1,5 +1,6 @@
-//! A standalone S3 server for benchmarks and local runs: `s3s-fs` over a
-//! directory, with signature checks, on its own process.
+//! A standalone S3 server for benchmarks, fault runs and local runs:
+//! `s3s-fs` over a directory (plus `ListMultipartUploads`), with signature
+//! checks, in its own process.
 //!
 //! ```sh
 //! cargo run --release --example s3_server -- --root /tmp/s3 --addr 127.0.0.1:9000 \
@@ -9,6 +10,9 @@
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use s3s::auth::SimpleAuth;
 use s3s::service::S3ServiceBuilder;
+
+#[path = "../tests/support/listing_fs.rs"]
+mod listing_fs;
 
 fn arg(args: &[String], name: &str, default: &str) -> String {
     args.iter()
@@ -25,7 +29,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let addr = arg(&args, "--addr", "127.0.0.1:9000");
     let bucket = arg(&args, "--bucket", "media");
     std::fs::create_dir_all(root.join(&bucket))?;
-    let fs = s3s_fs::FileSystem::new(&root).map_err(|e| format!("{e:?}"))?;
+    let fs = listing_fs::ListingFs::new(&root)?;
     let mut builder = S3ServiceBuilder::new(fs);
     builder.set_auth(SimpleAuth::from_single(
         arg(&args, "--access-key", "rehost"),

@@ -376,3 +376,40 @@ fn test_app(config: &Config, store: Store) -> rehost::app::App {
     config.fetch = Options::default().fetch;
     rehost::app::App::assemble(&config, Options::default().lookup, Some(store)).expect("app")
 }
+
+#[tokio::test]
+async fn sweep_aborts_old_unfinished_uploads() {
+    let server = S3Server::start().await;
+    let config = Config::load(&Raw::default()).expect("defaults");
+    let store = Store::open(&StoreConfig::S3(server.config()), &config)
+        .await
+        .expect("store");
+    let s3 = client(&server);
+    for key in [".rehost/staging/killed-mid-upload", "ws/ab/someone-elses"] {
+        s3.create_multipart_upload()
+            .bucket(BUCKET)
+            .key(key)
+            .send()
+            .await
+            .expect("create");
+    }
+    let young = store
+        .sweep(std::time::Duration::from_secs(3600))
+        .await
+        .expect("sweep");
+    assert_eq!(young.uploads, 0, "young uploads belong to live workers");
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let swept = store
+        .sweep(std::time::Duration::from_secs(1))
+        .await
+        .expect("sweep");
+    assert_eq!(swept.uploads, 1, "only rehost's own prefix is swept");
+    let listed = s3
+        .list_multipart_uploads()
+        .bucket(BUCKET)
+        .send()
+        .await
+        .expect("list");
+    let keys: Vec<&str> = listed.uploads().iter().filter_map(|u| u.key()).collect();
+    assert_eq!(keys, ["ws/ab/someone-elses"]);
+}

@@ -10,6 +10,10 @@ use rehost::config::S3Config;
 use s3s::auth::SimpleAuth;
 use s3s::service::S3ServiceBuilder;
 
+#[path = "../support/listing_fs.rs"]
+mod listing_fs;
+use listing_fs::ListingFs;
+
 pub const ACCESS_KEY: &str = "AKIAREHOSTTEST";
 pub const SECRET_KEY: &str = "rehost-test-secret-key";
 pub const BUCKET: &str = "media";
@@ -31,7 +35,7 @@ impl S3Server {
     pub async fn start() -> S3Server {
         let root = tempfile::tempdir().expect("tempdir");
         std::fs::create_dir(root.path().join(BUCKET)).expect("bucket dir");
-        let fs = s3s_fs::FileSystem::new(root.path()).expect("s3s-fs");
+        let fs = ListingFs::new(root.path()).expect("s3s-fs");
         let mut builder = S3ServiceBuilder::new(fs);
         builder.set_auth(SimpleAuth::from_single(ACCESS_KEY, SECRET_KEY));
         let service = builder.build();
