@@ -4,7 +4,7 @@
 //!
 //! ```sh
 //! cargo run --release --example s3_server -- --root /tmp/s3 --addr 127.0.0.1:9000 \
-//!     --access-key rehost --secret-key rehost-secret --bucket media
+//!     --access-key rehost --secret-key rehost-secret --bucket media [--ignore-conditions]
 //! ```
 
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -29,7 +29,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let addr = arg(&args, "--addr", "127.0.0.1:9000");
     let bucket = arg(&args, "--bucket", "media");
     std::fs::create_dir_all(root.join(&bucket))?;
-    let fs = listing_fs::ListingFs::new(&root)?;
+    let mut fs = listing_fs::ListingFs::new(&root)?;
+    if args.iter().any(|a| a == "--ignore-conditions") {
+        // Behave like Garage 1.x: If-None-Match on PUT is ignored.
+        fs = fs.ignoring_conditions();
+    }
     let mut builder = S3ServiceBuilder::new(fs);
     builder.set_auth(SimpleAuth::from_single(
         arg(&args, "--access-key", "rehost"),

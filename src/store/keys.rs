@@ -1,5 +1,7 @@
-//! Object keys: content-addressed finals and staging names that no
-//! workspace key can collide with.
+//! Object keys, and the names of rehost's own bookkeeping objects, which no
+//! workspace key can collide with (a workspace named `.rehost` owns
+//! `.rehost/{2 hex}/...` and `.rehost/v/...`, never `.rehost/index/` or
+//! `.rehost/pending/`).
 
 /// Builds keys under `REHOST_KEY_PREFIX`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -7,8 +9,11 @@ pub struct Keys {
     prefix: String,
 }
 
-/// Below the prefix, where temporary objects live. A workspace named
-/// `.rehost` would own `.rehost/{2 hex}/...` keys, never `.rehost/staging/`.
+/// Below the prefix: the content index of S3 videos.
+pub const INDEX_DIR: &str = ".rehost/index/";
+/// Below the prefix: markers of S3 video uploads in progress.
+pub const PENDING_DIR: &str = ".rehost/pending/";
+/// Below the prefix: staging objects of earlier versions (swept, never written).
 pub const STAGING_DIR: &str = ".rehost/staging/";
 
 impl Keys {
@@ -18,21 +23,52 @@ impl Keys {
         }
     }
 
-    /// `{prefix}{workspace_id}/{sha[0..2]}/{sha}.{ext}`. `workspace_id` must
-    /// have passed the job's identifier check and `sha` be lowercase hex.
+    /// `{prefix}{workspace_id}/{sha[0..2]}/{sha}.{ext}`: images, and every
+    /// asset in the directory store. `workspace_id` must have passed the
+    /// job's identifier check and `sha` be lowercase hex.
     pub fn object(&self, workspace_id: &str, sha: &str, ext: &str) -> String {
         let shard = sha.get(..2).unwrap_or(sha);
         format!("{}{workspace_id}/{shard}/{sha}.{ext}", self.prefix)
     }
 
-    /// The prefix of all staging objects (for sweeps and lifecycle rules).
+    /// `{prefix}{workspace_id}/v/{id}.{ext}`: an S3 video, written once under
+    /// a key chosen before its content is known.
+    pub fn video(&self, workspace_id: &str, id: &str, ext: &str) -> String {
+        format!("{}{workspace_id}/v/{id}.{ext}", self.prefix)
+    }
+
+    /// `{prefix}.rehost/index/{workspace_id}/{sha}.{ext}`: names the video
+    /// key that holds these bytes in this workspace (first writer wins).
+    pub fn index(&self, workspace_id: &str, sha: &str, ext: &str) -> String {
+        format!("{}{INDEX_DIR}{workspace_id}/{sha}.{ext}", self.prefix)
+    }
+
+    /// The prefix of upload markers (for sweeps).
+    pub fn pending_prefix(&self) -> String {
+        format!("{}{PENDING_DIR}", self.prefix)
+    }
+
+    /// `{prefix}.rehost/pending/{id}`: marks the upload of video `id`
+    /// until it is settled, so a killed worker's leftovers can be found.
+    pub fn pending(&self, id: &str) -> String {
+        format!("{}{id}", self.pending_prefix())
+    }
+
+    /// Whether `key` is an S3 video key of this prefix (for upload sweeps).
+    pub fn is_video(&self, key: &str) -> bool {
+        key.strip_prefix(&self.prefix)
+            .and_then(|rest| rest.split_once('/'))
+            .is_some_and(|(_, rest)| rest.starts_with("v/"))
+    }
+
+    /// The prefix of staging objects of earlier versions.
     pub fn staging_prefix(&self) -> String {
         format!("{}{STAGING_DIR}", self.prefix)
     }
 
-    /// A fresh staging key.
-    pub fn staging(&self) -> String {
-        format!("{}{}", self.staging_prefix(), uuid::Uuid::new_v4().simple())
+    /// Everything below the prefix (for listing uploads).
+    pub fn prefix(&self) -> &str {
+        &self.prefix
     }
 }
 
@@ -51,6 +87,14 @@ mod tests {
             Keys::new("media/").object("w", sha, "mp4"),
             format!("media/w/3a/{sha}.mp4")
         );
-        assert!(Keys::new("p/").staging().starts_with("p/.rehost/staging/"));
+        let k = Keys::new("p/");
+        assert_eq!(k.video("w", "0193", "mp4"), "p/w/v/0193.mp4");
+        assert_eq!(
+            k.index("w", sha, "mp4"),
+            format!("p/.rehost/index/w/{sha}.mp4")
+        );
+        assert_eq!(k.pending("0193"), "p/.rehost/pending/0193");
+        assert!(k.is_video("p/w/v/0193.mp4"));
+        assert!(!k.is_video("p/w/3a/x.mp4") && !k.is_video("q/w/v/x.mp4"));
     }
 }

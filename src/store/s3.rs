@@ -5,17 +5,20 @@
 //! - Images (bounded): `HEAD` the final key and skip the upload when it
 //!   exists; otherwise one `PUT` with `If-None-Match: *`, so a concurrent
 //!   duplicate is refused rather than rewritten.
-//! - Videos: the final key depends on a hash known only at the end, so
-//!   bytes stream into a multipart upload under a staging key
-//!   (`{prefix}.rehost/staging/{id}`) while they download, several parts in
-//!   flight. At the end: if the final key exists the upload is aborted
-//!   (dedup); else it is completed and copied server-side to the final key,
-//!   and the staging object deleted. A video that fits in one part is `PUT`
-//!   straight to its final key.
+//! - Videos are written once, while they download: a key is chosen before
+//!   the content is known (`{prefix}{ws}/v/{id}.{ext}`) and the bytes stream
+//!   into a multipart upload there, several parts in flight (a video that
+//!   fits in one part is one `PUT`). When the hash is known, the content
+//!   index ([`index`]) makes the first writer of those bytes their one key;
+//!   a later writer deletes its copy. Nothing is copied server-side.
 //! - Every failure aborts the multipart upload; a dropped upload (deadline,
-//!   shutdown) aborts in the background. A sweep at start removes staging
-//!   objects and unfinished uploads older than a cutoff, and the README gives
-//!   the bucket lifecycle rule that does the same.
+//!   shutdown) aborts in the background. A sweep at start settles what
+//!   killed workers left (upload markers, unfinished uploads, staging
+//!   objects of earlier versions) older than a cutoff, and the README gives
+//!   the bucket lifecycle rule for unfinished uploads.
+//! - Whether the store honours `If-None-Match: *` is probed once (a second
+//!   conditional `PUT` must get 412); where it does not (Garage 1.x), the
+//!   index is written and read back instead.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -38,7 +41,7 @@ use super::{Content, Keys, StoreError, Stored};
 use crate::config::S3Config;
 use crate::media::Format;
 
-mod copy;
+mod index;
 mod sweep;
 mod upload;
 pub use upload::S3Upload;
@@ -47,8 +50,6 @@ pub use upload::S3Upload;
 pub const CACHE_CONTROL: &str = "public, max-age=31536000, immutable";
 /// Parts uploading at once per video (memory: this many parts plus one filling).
 pub const PARTS_IN_FLIGHT: usize = 3;
-/// Largest object a single `CopyObject` may copy; bigger ones are copied in parts.
-const MAX_COPY: u64 = 5 * 1024 * 1024 * 1024;
 
 #[derive(Clone)]
 pub struct S3Store {
@@ -62,10 +63,10 @@ struct Inner {
     keys: Keys,
     /// Background aborts of dropped uploads, awaited at shutdown.
     cleanups: TaskTracker,
-    /// Largest object copied with one `CopyObject` (lowered in tests).
-    max_copy: u64,
     /// Size assumed for part planning when a video's length is unknown.
     max_object: u64,
+    /// Whether the store honours `If-None-Match: *` (probed on first need).
+    conditional: tokio::sync::OnceCell<bool>,
 }
 
 impl std::fmt::Debug for S3Store {
@@ -150,25 +151,8 @@ impl S3Store {
                 public_base: cfg.public_base.trim_end_matches('/').to_string(),
                 keys,
                 cleanups: TaskTracker::new(),
-                max_copy: MAX_COPY,
                 max_object,
-            }),
-        }
-    }
-
-    /// Lowers the single-copy limit so tests can exercise multipart copies.
-    #[doc(hidden)]
-    pub fn with_max_copy(self, max_copy: u64) -> Self {
-        let inner = &self.inner;
-        S3Store {
-            inner: Arc::new(Inner {
-                client: inner.client.clone(),
-                bucket: inner.bucket.clone(),
-                public_base: inner.public_base.clone(),
-                keys: inner.keys.clone(),
-                cleanups: TaskTracker::new(),
-                max_copy,
-                max_object: inner.max_object,
+                conditional: tokio::sync::OnceCell::new(),
             }),
         }
     }
@@ -255,6 +239,27 @@ impl S3Store {
         }
     }
 
+    /// Writes a new object under a key no one else writes (a video's).
+    pub(super) async fn put_unique(
+        &self,
+        key: &str,
+        bytes: Bytes,
+        content_type: &str,
+    ) -> Result<(), StoreError> {
+        self.client()
+            .put_object()
+            .bucket(self.bucket())
+            .key(key)
+            .content_type(content_type)
+            .cache_control(CACHE_CONTROL)
+            .content_length(bytes.len() as i64)
+            .body(ByteStream::from(bytes))
+            .send()
+            .await
+            .map_err(|e| fail(&format!("PUT {key}"), e))?;
+        Ok(())
+    }
+
     pub(super) fn begin(
         &self,
         workspace: &str,
@@ -289,6 +294,61 @@ impl S3Store {
                 Err(StoreError(anyhow!(why)))
             }
         }
+    }
+
+    /// Whether the store honours `If-None-Match: *`, probed once: a second
+    /// conditional `PUT` of a probe object must be refused with 412. When
+    /// the probe cannot run (the store is down), it is assumed and probed
+    /// again next time.
+    pub(super) async fn conditional_puts(&self) -> bool {
+        if let Some(v) = self.inner.conditional.get() {
+            return *v;
+        }
+        match self.probe_conditional().await {
+            Ok(honoured) => {
+                if !honoured {
+                    tracing::warn!(
+                        "the store ignores If-None-Match; video dedup falls back to write-then-read-back"
+                    );
+                }
+                *self
+                    .inner
+                    .conditional
+                    .get_or_init(|| async { honoured })
+                    .await
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "cannot probe conditional PUT yet");
+                true
+            }
+        }
+    }
+
+    async fn probe_conditional(&self) -> Result<bool, StoreError> {
+        let key = self
+            .keys()
+            .pending(&format!("probe-{}", uuid::Uuid::new_v4().simple()));
+        let put = || {
+            self.client()
+                .put_object()
+                .bucket(self.bucket())
+                .key(&key)
+                .if_none_match("*")
+                .body(ByteStream::from(Bytes::from_static(b"probe")))
+                .send()
+        };
+        put().await.map_err(|e| fail("probe conditional PUT", e))?;
+        let honoured = match put().await {
+            Err(e) if status(&e) == Some(412) => true,
+            Ok(_) => false,
+            Err(e) if status(&e) == Some(501) => false,
+            Err(e) => {
+                let _ = self.delete(&key).await;
+                return Err(fail("probe conditional PUT", e));
+            }
+        };
+        self.delete(&key).await?;
+        Ok(honoured)
     }
 
     async fn delete(&self, key: &str) -> Result<(), StoreError> {

@@ -91,6 +91,24 @@ async fn images_are_put_with_the_contracts_headers_and_exact_bytes() {
     }
 }
 
+/// Objects that hold media (not rehost's own bookkeeping under `.rehost/`).
+fn media_objects(server: &S3Server) -> Vec<String> {
+    server
+        .objects()
+        .into_iter()
+        .filter(|k| !k.starts_with(".rehost/"))
+        .collect()
+}
+
+/// PUTs of whole objects (not parts) outside `.rehost/`: writes of media.
+fn media_puts(server: &S3Server) -> Vec<String> {
+    server
+        .requests("PUT")
+        .into_iter()
+        .filter(|l| !l.contains("partNumber=") && !l.contains("/.rehost/"))
+        .collect()
+}
+
 #[tokio::test]
 async fn a_repeat_uploads_nothing() {
     let server = S3Server::start().await;
@@ -111,25 +129,20 @@ async fn a_repeat_uploads_nothing() {
         "image repeat uploads nothing: {:?}",
         server.requests("PUT")
     );
-    // A repeated video streams to staging (its hash is known only at the end),
-    // then is aborted instead of completed and copied.
+    // A repeated video streams again (its hash is known only at the end),
+    // finds its bytes in the index, and deletes its own copy.
     let second_video = h.run(&video_job).await;
-    assert_eq!(first_video.media, second_video.media);
-    assert_eq!(server.objects(), objects, "no second copy stored");
-    assert!(server.leftover_uploads().is_empty());
-    let copies: Vec<_> = server
-        .requests("PUT")
-        .into_iter()
-        .filter(|l| !l.contains("uploadId"))
-        .collect();
-    assert!(
-        copies.is_empty(),
-        "no copy or put for the repeat: {copies:?}"
+    assert_eq!(
+        first_video.media, second_video.media,
+        "one URL for the bytes"
     );
+    assert_eq!(server.objects(), objects, "no second copy, no leftovers");
+    assert!(server.leftover_uploads().is_empty());
+    assert!(media_puts(&server).is_empty(), "{:?}", media_puts(&server));
 }
 
 #[tokio::test]
-async fn videos_stream_in_equal_parts_and_are_copied_into_place() {
+async fn videos_are_written_once_in_equal_parts() {
     let server = S3Server::start().await;
     let origin = origin().await;
     let h = s3_harness(&server).await;
@@ -144,50 +157,46 @@ async fn videos_stream_in_equal_parts_and_are_copied_into_place() {
         .filter(|l| l.contains("partNumber="))
         .count();
     assert_eq!(parts, 6, "40 MiB + header in 8 MiB parts");
+    assert!(
+        media_puts(&server).is_empty(),
+        "no whole-object write or server-side copy of the video: {:?}",
+        media_puts(&server)
+    );
     assert_eq!(a.content_type, "video/mp4");
     stored_object(&server, a).await;
     let key = a.url.trim_start_matches("https://media.example.net/");
+    assert!(
+        key.starts_with("ws_test/v/") && key.ends_with(".mp4"),
+        "{key}"
+    );
+    let sha = a.sha256.clone().expect("sha");
+    let index = format!(".rehost/index/ws_test/{sha}.mp4");
     assert_eq!(
         server.objects(),
-        vec![key.to_string()],
-        "staging object deleted"
+        vec![index, key.to_string()],
+        "no marker left"
     );
     assert!(server.leftover_uploads().is_empty());
 }
 
 #[tokio::test]
-async fn large_copies_go_part_by_part() {
+async fn a_small_video_is_one_put_and_its_repeat_writes_nothing() {
     let server = S3Server::start().await;
     let origin = origin().await;
-    let config = Config::load(&Raw::default()).expect("defaults");
-    let Store::S3(s3) = Store::open(&StoreConfig::S3(server.config()), &config)
-        .await
-        .expect("store")
-    else {
-        panic!("s3 store");
-    };
-    let store = Store::S3(s3.with_max_copy(6 * 1024 * 1024));
-    let pipeline = test_app(&config, store).pipeline;
-    let body =
-        serde_json::to_vec(&video(&origin.url("gen/v.mp4?mib=20&seed=4"), true)).expect("json");
-    let rehost::pipeline::Processed::Result { result, .. } = pipeline.process(&body, None, 1).await
-    else {
-        panic!("not a job");
-    };
-    assert_eq!(result.status, Status::Ready, "{:?}", result.error);
-    let copy_parts = server
-        .log
-        .lock()
-        .expect("log")
-        .iter()
-        .filter(|l| l.starts_with("PUT") && l.contains("partNumber"))
-        .count();
+    let h = s3_harness(&server).await;
+    let first = h.run(&video(&origin.url("clip.mp4"), true)).await;
+    assert_eq!(first.status, Status::Ready, "{:?}", first.error);
+    let a = &first.assets.clone().expect("assets")[0];
+    stored_object(&server, a).await;
+    assert_eq!(media_puts(&server).len(), 1, "one PUT of the video");
+    server.clear_log();
+    let again = h.run(&video(&origin.url("clip.mp4?again=1"), true)).await;
+    assert_eq!(first.media, again.media);
     assert!(
-        copy_parts >= 6,
-        "upload parts plus copy parts: {copy_parts}"
+        server.requests("PUT").is_empty(),
+        "{:?}",
+        server.requests("PUT")
     );
-    stored_object(&server, &result.assets.expect("assets")[0]).await;
-    assert!(server.leftover_uploads().is_empty());
 }
 
 #[tokio::test]
@@ -385,7 +394,11 @@ async fn sweep_aborts_old_unfinished_uploads() {
         .await
         .expect("store");
     let s3 = client(&server);
-    for key in [".rehost/staging/killed-mid-upload", "ws/ab/someone-elses"] {
+    for key in [
+        ".rehost/staging/of-an-earlier-version",
+        "ws/v/killed-mid-upload.mp4",
+        "ws/ab/someone-elses",
+    ] {
         s3.create_multipart_upload()
             .bucket(BUCKET)
             .key(key)
@@ -403,7 +416,7 @@ async fn sweep_aborts_old_unfinished_uploads() {
         .sweep(std::time::Duration::from_secs(1))
         .await
         .expect("sweep");
-    assert_eq!(swept.uploads, 1, "only rehost's own prefix is swept");
+    assert_eq!(swept.uploads, 2, "only rehost's own uploads are swept");
     let listed = s3
         .list_multipart_uploads()
         .bucket(BUCKET)
@@ -412,4 +425,156 @@ async fn sweep_aborts_old_unfinished_uploads() {
         .expect("list");
     let keys: Vec<&str> = listed.uploads().iter().filter_map(|u| u.key()).collect();
     assert_eq!(keys, ["ws/ab/someone-elses"]);
+}
+
+/// A marker left by a worker killed between completing a video and
+/// indexing it: the sweep deletes the unindexed video; an indexed one stays.
+#[tokio::test]
+async fn sweep_settles_what_killed_uploads_left() {
+    let server = S3Server::start().await;
+    let config = Config::load(&Raw::default()).expect("defaults");
+    let store = Store::open(&StoreConfig::S3(server.config()), &config)
+        .await
+        .expect("store");
+    let s3 = client(&server);
+    let put = |key: &str, body: &str| {
+        let (s3, key, body) = (s3.clone(), key.to_string(), body.to_string());
+        async move {
+            s3.put_object()
+                .bucket(BUCKET)
+                .key(key)
+                .body(bytes::Bytes::from(body).into())
+                .send()
+                .await
+                .expect("put");
+        }
+    };
+    put("ws/v/orphan.mp4", "video bytes").await;
+    put(".rehost/pending/orphan", "ws/v/orphan.mp4\n").await;
+    put("ws/v/kept.mp4", "video bytes").await;
+    put(".rehost/index/ws/abc.mp4", "ws/v/kept.mp4").await;
+    put(
+        ".rehost/pending/kept",
+        "ws/v/kept.mp4\n.rehost/index/ws/abc.mp4\n",
+    )
+    .await;
+    put("ws/v/lost-race.mp4", "video bytes").await;
+    put(
+        ".rehost/pending/lost-race",
+        "ws/v/lost-race.mp4\n.rehost/index/ws/abc.mp4\n",
+    )
+    .await;
+    let young = store
+        .sweep(std::time::Duration::from_secs(3600))
+        .await
+        .expect("sweep");
+    assert_eq!(
+        young.temp_objects, 0,
+        "markers of live uploads are left alone"
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let swept = store
+        .sweep(std::time::Duration::from_secs(1))
+        .await
+        .expect("sweep");
+    assert_eq!(swept.temp_objects, 3);
+    assert_eq!(
+        server.objects(),
+        vec![
+            ".rehost/index/ws/abc.mp4".to_string(),
+            "ws/v/kept.mp4".to_string()
+        ]
+    );
+}
+
+/// A worker killed (SIGKILL) in the middle of a video upload leaves nothing
+/// visible: no video object, no index entry; and the sweep leaves nothing
+/// behind: no marker, no unfinished upload.
+#[tokio::test]
+async fn a_kill_mid_upload_leaves_nothing_visible_and_nothing_unswept() {
+    let server = S3Server::start().await;
+    let origin = origin().await;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let job = tmp.path().join("job.json");
+    let url = origin.url("gen/v.mp4?mib=60&rate=8000000");
+    std::fs::write(&job, serde_json::to_vec(&video(&url, true)).expect("json")).expect("write");
+    let c = server.config();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_rehost"))
+        .args(["ingest", &job.display().to_string()])
+        .env_clear()
+        .envs([
+            ("S3_BUCKET", BUCKET),
+            ("S3_ENDPOINT", c.endpoint.as_deref().expect("endpoint")),
+            ("S3_ACCESS_KEY_ID", c.access_key_id.as_str()),
+            ("S3_SECRET_ACCESS_KEY", c.secret_access_key.as_str()),
+            ("PUBLIC_BASE_URL", "https://media.example.net"),
+            ("REHOST_ALLOW_PRIVATE_NETWORKS", "127.0.0.1/32"),
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn rehost ingest");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while server
+        .requests("PUT")
+        .iter()
+        .filter(|l| l.contains("partNumber="))
+        .count()
+        < 2
+    {
+        assert!(std::time::Instant::now() < deadline, "parts were uploading");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    child.kill().expect("SIGKILL");
+    child.wait().expect("reaped");
+    assert!(
+        media_objects(&server).is_empty(),
+        "{:?}",
+        media_objects(&server)
+    );
+    assert!(
+        !server
+            .objects()
+            .iter()
+            .any(|k| k.starts_with(".rehost/index/"))
+    );
+    let config = Config::load(&Raw::default()).expect("defaults");
+    let store = Store::open(&StoreConfig::S3(server.config()), &config)
+        .await
+        .expect("store");
+    let swept = store.sweep(std::time::Duration::ZERO).await.expect("sweep");
+    assert_eq!(
+        (swept.temp_objects, swept.uploads),
+        (1, 1),
+        "the marker and the upload"
+    );
+    assert!(server.objects().is_empty(), "{:?}", server.objects());
+    assert!(
+        server.leftover_uploads().is_empty(),
+        "{:?}",
+        server.leftover_uploads()
+    );
+}
+
+/// A store that ignores `If-None-Match` (Garage 1.x overwrites with 200):
+/// the probe finds out, and identical videos still end as one object and
+/// one URL (the index is read back instead of refused).
+#[tokio::test]
+async fn a_store_ignoring_conditional_puts_still_stores_videos_once() {
+    let server = S3Server::start_ignoring_conditions().await;
+    let origin = origin().await;
+    let h = s3_harness(&server).await;
+    let job = video(&origin.url("gen/v.mp4?mib=12&seed=5"), true);
+    let first = h.run(&job).await;
+    assert_eq!(first.status, Status::Ready, "{:?}", first.error);
+    let second = h.run(&job).await;
+    assert_eq!(first.media, second.media, "one URL for the bytes");
+    assert_eq!(media_objects(&server).len(), 1, "{:?}", server.objects());
+    assert!(server.leftover_uploads().is_empty());
+    let probes = server
+        .requests("PUT")
+        .into_iter()
+        .filter(|l| l.contains("/.rehost/pending/probe-"))
+        .count();
+    assert_eq!(probes, 2, "probed once: a conditional PUT, then its repeat");
 }

@@ -33,9 +33,21 @@ impl Drop for S3Server {
 
 impl S3Server {
     pub async fn start() -> S3Server {
+        S3Server::start_with(false).await
+    }
+
+    /// A server that ignores `If-None-Match` on PUT, as Garage 1.x does.
+    pub async fn start_ignoring_conditions() -> S3Server {
+        S3Server::start_with(true).await
+    }
+
+    async fn start_with(ignore_conditions: bool) -> S3Server {
         let root = tempfile::tempdir().expect("tempdir");
         std::fs::create_dir(root.path().join(BUCKET)).expect("bucket dir");
-        let fs = ListingFs::new(root.path()).expect("s3s-fs");
+        let mut fs = ListingFs::new(root.path()).expect("s3s-fs");
+        if ignore_conditions {
+            fs = fs.ignoring_conditions();
+        }
         let mut builder = S3ServiceBuilder::new(fs);
         builder.set_auth(SimpleAuth::from_single(ACCESS_KEY, SECRET_KEY));
         let service = builder.build();

@@ -13,6 +13,8 @@ use s3s::{S3, S3Request, S3Response, S3Result};
 pub struct ListingFs {
     fs: s3s_fs::FileSystem,
     root: PathBuf,
+    /// Ignore `If-None-Match` on PUT, as Garage 1.x does (overwrite, 200).
+    ignore_conditions: bool,
 }
 
 impl ListingFs {
@@ -21,7 +23,14 @@ impl ListingFs {
         Ok(ListingFs {
             fs,
             root: root.to_path_buf(),
+            ignore_conditions: false,
         })
+    }
+
+    /// A server that ignores `If-None-Match` on PUT (like Garage 1.x).
+    pub fn ignoring_conditions(mut self) -> Self {
+        self.ignore_conditions = true;
+        self
     }
 
     /// `(key, upload id, started)` of every pending upload in `bucket`.
@@ -78,13 +87,22 @@ impl S3 for ListingFs {
         list_buckets: ListBucketsInput => ListBucketsOutput;
         list_objects: ListObjectsInput => ListObjectsOutput;
         list_objects_v2: ListObjectsV2Input => ListObjectsV2Output;
-        put_object: PutObjectInput => PutObjectOutput;
         create_multipart_upload: CreateMultipartUploadInput => CreateMultipartUploadOutput;
         upload_part: UploadPartInput => UploadPartOutput;
         upload_part_copy: UploadPartCopyInput => UploadPartCopyOutput;
         list_parts: ListPartsInput => ListPartsOutput;
         complete_multipart_upload: CompleteMultipartUploadInput => CompleteMultipartUploadOutput;
         abort_multipart_upload: AbortMultipartUploadInput => AbortMultipartUploadOutput;
+    }
+
+    async fn put_object(
+        &self,
+        mut req: S3Request<PutObjectInput>,
+    ) -> S3Result<S3Response<PutObjectOutput>> {
+        if self.ignore_conditions {
+            req.input.if_none_match = None;
+        }
+        self.fs.put_object(req).await
     }
 
     async fn list_multipart_uploads(

@@ -1,6 +1,8 @@
-//! A video streamed into a multipart upload under a staging key: equal
-//! parts (R2's rule), a few in flight, then completed and copied to its
-//! content key, or aborted (a failure, a duplicate, or a drop).
+//! A video streamed into the store once, under a key chosen at the start:
+//! a multipart upload of equal parts (R2's rule), a few in flight, marked
+//! by a pending marker; at the end completed and claimed in the content
+//! index, or aborted (a failure or a drop). A video that fits in one part
+//! is one `PUT`, after a look in the index (its hash is known by then).
 
 use anyhow::{Context, anyhow};
 use aws_sdk_s3::primitives::ByteStream;
@@ -8,36 +10,25 @@ use aws_sdk_s3::types::CompletedPart;
 use bytes::{Bytes, BytesMut};
 use tokio::task::JoinSet;
 
+use super::index::Marker;
 use super::{CACHE_CONTROL, PARTS_IN_FLIGHT, S3Store, abort, complete, fail};
 use crate::media::Format;
 use crate::store::{StoreError, Stored};
 
-/// A video being uploaded under a staging key.
+/// A video being uploaded.
 pub struct S3Upload {
     store: S3Store,
     workspace: String,
     format: Format,
-    content_type: String,
+    /// Names the upload: its video key and its marker.
+    id: String,
     part_size: usize,
     buf: BytesMut,
     /// Created on the first full part.
     multipart: Option<Multipart>,
     total: u64,
-}
-
-impl S3Upload {
-    pub(super) fn new(store: S3Store, workspace: &str, format: Format, part_size: usize) -> Self {
-        S3Upload {
-            store,
-            workspace: workspace.to_string(),
-            format,
-            content_type: format.content_type().to_string(),
-            part_size,
-            buf: BytesMut::new(),
-            multipart: None,
-            total: 0,
-        }
-    }
+    /// A marker was written: what is left after a failure needs settling.
+    marked: bool,
 }
 
 struct Multipart {
@@ -53,13 +44,35 @@ struct Multipart {
 impl std::fmt::Debug for S3Upload {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("S3Upload")
-            .field("staging", &self.multipart.as_ref().map(|m| &m.key))
+            .field("video", &self.video_key())
             .field("total", &self.total)
             .finish_non_exhaustive()
     }
 }
 
 impl S3Upload {
+    pub(super) fn new(store: S3Store, workspace: &str, format: Format, part_size: usize) -> Self {
+        S3Upload {
+            store,
+            workspace: workspace.to_string(),
+            format,
+            id: uuid::Uuid::now_v7().simple().to_string(),
+            part_size,
+            buf: BytesMut::new(),
+            multipart: None,
+            total: 0,
+            marked: false,
+        }
+    }
+
+    fn video_key(&self) -> String {
+        (self.store.keys()).video(&self.workspace, &self.id, self.format.ext())
+    }
+
+    fn index_key(&self, sha256: &str) -> String {
+        (self.store.keys()).index(&self.workspace, sha256, self.format.ext())
+    }
+
     pub(crate) async fn write(&mut self, mut chunk: Bytes) -> Result<(), StoreError> {
         self.total += chunk.len() as u64;
         while !chunk.is_empty() {
@@ -78,30 +91,42 @@ impl S3Upload {
         Ok(())
     }
 
+    /// Marks the upload and starts the multipart upload under the video key.
+    async fn start(&mut self) -> Result<(), StoreError> {
+        let key = self.video_key();
+        let marker = Marker {
+            video: key.clone(),
+            index: None,
+        };
+        self.store.put_marker(&self.id, &marker).await?;
+        self.marked = true;
+        let created = self
+            .store
+            .client()
+            .create_multipart_upload()
+            .bucket(self.store.bucket())
+            .key(&key)
+            .content_type(self.format.content_type())
+            .cache_control(CACHE_CONTROL)
+            .send()
+            .await
+            .map_err(|e| fail("start multipart upload", e))?;
+        let upload_id = created.upload_id().context("no upload id")?.to_string();
+        self.multipart = Some(Multipart {
+            key,
+            upload_id,
+            next_part: 1,
+            in_flight: JoinSet::new(),
+            done: Vec::new(),
+            settled: false,
+        });
+        Ok(())
+    }
+
     /// Starts uploading one part, waiting while too many are in flight.
     async fn send_part(&mut self, part: Bytes) -> Result<(), StoreError> {
         if self.multipart.is_none() {
-            let key = self.store.keys().staging();
-            let created = self
-                .store
-                .client()
-                .create_multipart_upload()
-                .bucket(self.store.bucket())
-                .key(&key)
-                .content_type(&self.content_type)
-                .cache_control(CACHE_CONTROL)
-                .send()
-                .await
-                .map_err(|e| fail("start multipart upload", e))?;
-            let upload_id = created.upload_id().context("no upload id")?.to_string();
-            self.multipart = Some(Multipart {
-                key,
-                upload_id,
-                next_part: 1,
-                in_flight: JoinSet::new(),
-                done: Vec::new(),
-                settled: false,
-            });
+            self.start().await?;
         }
         let Some(m) = self.multipart.as_mut() else {
             return Err(StoreError(anyhow!("multipart upload missing")));
@@ -134,49 +159,77 @@ impl S3Upload {
         Ok(())
     }
 
+    /// Completes the upload of bytes whose SHA-256 is `sha256`.
     pub(crate) async fn finish(mut self, sha256: &str) -> Result<Stored, StoreError> {
-        let key = (self.store.keys()).object(&self.workspace, sha256, self.format.ext());
-        let result = self.finish_inner(&key).await;
+        let result = match self.multipart.is_some() {
+            true => self.finish_multipart(sha256).await,
+            false => self.finish_single(sha256).await,
+        };
         if result.is_err() {
             self.abort_now().await;
         }
-        result.map(|new| self.store.stored(key, new))
+        result
     }
 
-    async fn finish_inner(&mut self, key: &str) -> Result<bool, StoreError> {
+    /// The whole video fit in one part: its hash is known before it is
+    /// written, so a duplicate costs no write at all.
+    async fn finish_single(&mut self, sha256: &str) -> Result<Stored, StoreError> {
         let store = self.store.clone();
-        if self.multipart.is_none() {
-            // The whole video fit in one part: no staging needed.
-            let bytes = self.buf.split().freeze();
-            return store.put_new(key, bytes, &self.content_type).await;
+        let index = self.index_key(sha256);
+        if let Some(existing) = store.indexed_opt(&index).await? {
+            return Ok(store.stored(existing, false));
         }
+        let video = self.video_key();
+        let marker = Marker {
+            video: video.clone(),
+            index: Some(index.clone()),
+        };
+        store.put_marker(&self.id, &marker).await?;
+        self.marked = true;
+        let bytes = self.buf.split().freeze();
+        store
+            .put_unique(&video, bytes, self.format.content_type())
+            .await?;
+        self.settle(&video, &index).await
+    }
+
+    async fn finish_multipart(&mut self, sha256: &str) -> Result<Stored, StoreError> {
         if !self.buf.is_empty() {
             let last = self.buf.split().freeze();
             self.send_part(last).await?;
         }
+        let store = self.store.clone();
         let Some(m) = self.multipart.as_mut() else {
             return Err(StoreError(anyhow!("multipart upload missing")));
         };
         while !m.in_flight.is_empty() {
             m.collect_one().await?;
         }
-        if store.exists(key).await? {
-            // Identical bytes are already stored: nothing to keep.
-            abort(store.client(), store.bucket(), &m.key, &m.upload_id).await?;
-            m.settled = true;
-            return Ok(false);
-        }
         let done = std::mem::take(&mut m.done);
         complete(store.client(), store.bucket(), &m.key, &m.upload_id, done).await?;
         m.settled = true;
-        let staging = m.key.clone();
-        let copied = store
-            .copy(&staging, key, self.total, &self.content_type)
-            .await;
-        let deleted = store.delete(&staging).await;
-        copied?;
-        deleted?;
-        Ok(true)
+        let video = m.key.clone();
+        let index = self.index_key(sha256);
+        let marker = Marker {
+            video: video.clone(),
+            index: Some(index.clone()),
+        };
+        store.put_marker(&self.id, &marker).await?;
+        self.settle(&video, &index).await
+    }
+
+    /// Claims the index for `video`; a later writer of the same bytes
+    /// deletes its copy. Then the marker goes.
+    async fn settle(&self, video: &str, index: &str) -> Result<Stored, StoreError> {
+        let store = &self.store;
+        let winner = store.claim(index, video).await?;
+        let new = winner == video;
+        if !new {
+            // Identical bytes were stored first under another key.
+            store.delete(video).await?;
+        }
+        store.delete_marker(&self.id).await?;
+        Ok(store.stored(winner, new))
     }
 
     pub(crate) async fn abort(mut self) {
@@ -184,23 +237,44 @@ impl S3Upload {
     }
 
     async fn abort_now(&mut self) {
+        let store = self.store.clone();
         if let Some(m) = self.multipart.as_mut()
             && !m.settled
         {
             m.in_flight.abort_all();
             while m.in_flight.join_next().await.is_some() {}
-            if let Err(e) = abort(
-                self.store.client(),
-                self.store.bucket(),
-                &m.key,
-                &m.upload_id,
-            )
-            .await
-            {
+            if let Err(e) = abort(store.client(), store.bucket(), &m.key, &m.upload_id).await {
                 tracing::warn!(key = %m.key, error = %e, "could not abort a multipart upload; the sweep will");
             }
             m.settled = true;
         }
+        // What remains (a completed object not yet indexed) is the sweep's,
+        // guided by the marker.
+        if self.marked
+            && self.multipart.as_ref().is_none_or(|m| m.settled)
+            && let Err(e) = self.settle_leftovers().await
+        {
+            tracing::warn!(error = %e, "could not clean up after a failed upload; the sweep will");
+        }
+    }
+
+    /// After a failure: removes this upload's unindexed object and its marker.
+    async fn settle_leftovers(&self) -> Result<(), StoreError> {
+        let video = self.video_key();
+        let indexed_here = match self
+            .store
+            .read_marker(&self.store.keys().pending(&self.id))
+            .await?
+        {
+            Some(Marker {
+                index: Some(index), ..
+            }) => self.store.indexed_opt(&index).await? == Some(video.clone()),
+            _ => false,
+        };
+        if !indexed_here {
+            self.store.delete(&video).await?;
+        }
+        self.store.delete_marker(&self.id).await
     }
 }
 
@@ -228,12 +302,16 @@ impl Drop for S3Upload {
         }
         // Cancelled mid-way (job deadline, shutdown): abort in the background.
         m.in_flight.abort_all();
-        let (client, bucket) = (self.store.client().clone(), self.store.bucket().to_string());
-        let (key, id) = (m.key.clone(), m.upload_id.clone());
+        let store = self.store.clone();
+        let (key, upload_id, id) = (m.key.clone(), m.upload_id.clone(), self.id.clone());
         if let Ok(handle) = tokio::runtime::Handle::try_current() {
+            // A completed upload is never dropped unsettled here: only the
+            // multipart state needs undoing.
             self.store.inner.cleanups.spawn_on(
                 async move {
-                    if let Err(e) = abort(&client, &bucket, &key, &id).await {
+                    let aborted = abort(store.client(), store.bucket(), &key, &upload_id).await;
+                    let unmarked = store.delete_marker(&id).await;
+                    if let Err(e) = aborted.and(unmarked) {
                         tracing::warn!(%key, error = %e, "could not abort a dropped upload; the sweep will");
                     }
                 },
