@@ -21,6 +21,8 @@
 //! | `gzip=1` | add `Content-Encoding: gzip` (the body is not compressed) |
 //! | `header_kib=N` | add a response header of N KiB |
 //!
+//! [`OriginStats::stalled`] holds every new request while it is set.
+//!
 //! `/gen/NAME.mp4?mib=N&seed=S&moov=end` serves a generated MP4 of about N
 //! MiB (the `ftyp` and `moov` of `clip.mp4` around a large `mdat`) without
 //! touching the disk: for large-video tests and benchmarks.
@@ -73,6 +75,9 @@ impl OriginConfig {
 #[derive(Debug, Default)]
 pub struct OriginStats {
     pub requests: AtomicU64,
+    /// While set, every new request waits before it is answered (a stalled
+    /// origin, for fault runs).
+    pub stalled: std::sync::atomic::AtomicBool,
     /// Body bytes handed to connections.
     pub bytes_sent: AtomicU64,
     /// Connections open now, and the most open at once.
@@ -221,6 +226,9 @@ fn content_type(path: &Path) -> &'static str {
 impl State {
     async fn handle(&self, req: Request<Incoming>) -> Response<Body> {
         self.stats.requests.fetch_add(1, Ordering::Relaxed);
+        while self.stats.stalled.load(Ordering::Relaxed) {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
         *self
             .stats
             .last_headers
