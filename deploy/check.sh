@@ -5,8 +5,9 @@
 #     (a fresh clone has only .env.example), and every port on 127.0.0.1;
 #   - the alert rules (promtool check rules) and their unit tests
 #     (promtool test rules);
-#   - the Grafana dashboard's JSON syntax, and that its queries and the
-#     alerts use only metrics the worker exports and parse;
+#   - the Grafana dashboard's JSON syntax, and that its queries parse (that
+#     they and the alerts use only metrics the worker exports is checked
+#     against the worker's registry by `cargo test --test deploy`);
 #   - the shell syntax of deploy/*.sh and the YAML syntax of deploy/k8s.
 # Run from anywhere; exits non-zero on the first failure. Installs nothing:
 # needs docker-compose (Debian's 1.29 or later), promtool (Debian package
@@ -67,7 +68,7 @@ step "dashboard JSON syntax (python3 -m json.tool)"
 python3 -m json.tool deploy/grafana/rehost.json >/dev/null || fail "deploy/grafana/rehost.json is not valid JSON"
 echo ok
 
-step "metric names and query syntax (deploy/lint_promql.py)"
+step "dashboard query syntax (deploy/lint_promql.py)"
 python3 deploy/lint_promql.py || fail "PromQL lint"
 
 step "runbook links of the alerts and links inside docs/operations.md"

@@ -35,10 +35,15 @@ pub enum Command {
     Check {
         #[arg(required = true)]
         urls: Vec<String>,
-        /// Check them as videos instead of images.
+        /// Check them as videos (by default the kind is sniffed and its limit applied).
         #[arg(long)]
         video: bool,
+        /// Print one JSON object per URL (for scripts).
+        #[arg(long)]
+        json: bool,
     },
+    /// Exit 0 when this container's worker answers /healthz with 200 (for HEALTHCHECK).
+    Healthcheck,
     /// Print the effective configuration and whether the broker and store answer.
     CheckConfig,
     /// Move parked messages from the dead-letter queue back to the job queue (attempts reset).
@@ -55,19 +60,20 @@ pub enum Command {
     },
     /// Run the pipeline on the fixture media: a loopback origin, the directory store.
     Demo {
-        /// Directory of fixture media to serve.
-        #[arg(long, default_value = "fixtures/media")]
-        media: PathBuf,
-        /// Directory of fixture jobs to run (their URLs name 127.0.0.1:8080).
-        #[arg(long, default_value = "fixtures/jobs")]
-        jobs: PathBuf,
+        /// Directory of media to serve (default: the media built into rehost).
+        #[arg(long)]
+        media: Option<PathBuf>,
+        /// Directory of the demo's jobs (default: built in; their URLs name 127.0.0.1:8080).
+        #[arg(long)]
+        jobs: Option<PathBuf>,
     },
     /// Load test: publish fixture jobs to workers and report throughput, latency and losses.
     Loadtest(crate::loadtest::Options),
     /// Serve a directory of media over HTTP on loopback, with fault modes.
     Origin {
-        #[arg(long, default_value = "fixtures/media")]
-        dir: PathBuf,
+        /// Directory of media to serve (default: the media built into rehost).
+        #[arg(long)]
+        dir: Option<PathBuf>,
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: std::net::SocketAddr,
         /// Give every request path distinct image bytes (defeats dedup).

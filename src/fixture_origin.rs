@@ -45,12 +45,14 @@ use tokio::net::TcpListener;
 type Body = UnsyncBoxBody<Bytes, std::io::Error>;
 
 mod body;
+mod media;
 use body::{SendPlan, Source, generated, parse_range, send};
+pub use media::MediaSource;
 
 /// How the origin serves.
 #[derive(Debug, Clone)]
 pub struct OriginConfig {
-    pub root: PathBuf,
+    pub media: MediaSource,
     /// Append the request path after an image's end marker, so every path
     /// has distinct bytes (defeats dedup in load tests).
     pub unique: bool,
@@ -61,9 +63,14 @@ pub struct OriginConfig {
 }
 
 impl OriginConfig {
+    /// Serving the directory `root`.
     pub fn new(root: impl Into<PathBuf>) -> Self {
+        OriginConfig::of(MediaSource::Dir(root.into()))
+    }
+
+    pub fn of(media: MediaSource) -> Self {
         OriginConfig {
-            root: root.into(),
+            media,
             unique: false,
             latency: Duration::ZERO,
             bytes_per_sec: None,
@@ -276,7 +283,7 @@ impl State {
         }
         let path = req.uri().path().trim_start_matches('/').to_string();
         let data = if let Some(name) = path.strip_prefix("gen/") {
-            match generated(&self.cfg.root, name, &q) {
+            match generated(&self.cfg.media, name, &q).await {
                 Ok(d) => d,
                 Err(e) => return text(StatusCode::NOT_FOUND, &e),
             }
@@ -300,16 +307,17 @@ impl State {
         {
             return None;
         }
-        let file = self.cfg.root.join(path);
-        let mut bytes = tokio::fs::read(&file).await.ok()?;
+        let bytes = self.cfg.media.read(path).await?;
         let is_image = matches!(
-            content_type(&file),
+            content_type(Path::new(path)),
             "image/jpeg" | "image/png" | "image/webp"
         );
         if self.cfg.unique && is_image {
-            bytes.extend_from_slice(format!("\nrehost-unique:{full_url}\n").as_bytes());
+            let mut unique = bytes.to_vec();
+            unique.extend_from_slice(format!("\nrehost-unique:{full_url}\n").as_bytes());
+            return Some(Source::Bytes(Bytes::from(unique)));
         }
-        Some(Source::Bytes(Bytes::from(bytes)))
+        Some(Source::Bytes(bytes))
     }
 
     fn serve(

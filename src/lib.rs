@@ -44,4 +44,5 @@ pub mod result;
 pub mod shutdown;
 pub mod store;
 pub mod telemetry;
+pub mod trace;
 pub mod worker;

@@ -66,15 +66,24 @@ fn raw_settings(command: &Command, flags: Vec<(&'static str, String)>) -> Raw {
 async fn run(command: Command, config: &Config, signals: Signals) -> u8 {
     match command {
         Command::Ingest { file, attempt } => commands::ingest::run(config, &file, attempt).await,
-        Command::Check { urls, video } => commands::check::run(config, &urls, video).await,
-        Command::Demo { media, jobs } => commands::demo::run(config, &media, &jobs).await,
+        Command::Check { urls, video, json } => {
+            let opts = commands::check::CheckOptions { video, json };
+            commands::check::run(config, &urls, opts).await
+        }
+        Command::Healthcheck => commands::healthcheck::run(config).await,
+        Command::Demo { media, jobs } => {
+            commands::demo::run(config, media.as_deref(), jobs.as_deref()).await
+        }
         Command::Origin {
             dir,
             listen,
             unique,
             latency_ms,
             mbps,
-        } => commands::origin::run(&dir, listen, unique, latency_ms, mbps, signals.recv()).await,
+        } => {
+            let shutdown = signals.recv();
+            commands::origin::run(dir.as_deref(), listen, unique, latency_ms, mbps, shutdown).await
+        }
         Command::Worker => commands::worker::run(config, signals.recv()).await,
         Command::Loadtest(opts) => match rehost::loadtest::run(config, &opts).await {
             Ok(true) => 0,

@@ -11,6 +11,7 @@ use crate::error;
 use crate::ingest::Ingestor;
 use crate::job::{self, Parsed};
 use crate::result::{Outcome, ResultMessage};
+use crate::trace::TraceContext;
 
 /// What became of one message.
 #[derive(Debug)]
@@ -33,12 +34,28 @@ pub struct Pipeline {
 }
 
 impl Pipeline {
-    /// Processes try number `attempt` of the job in `body`.
+    /// Processes try number `attempt` of the job in `body`, in a new trace.
     pub async fn process(&self, body: &[u8], message_id: Option<&str>, attempt: u32) -> Processed {
+        let trace = TraceContext::new_trace();
+        self.process_traced(body, message_id, attempt, &trace).await
+    }
+
+    /// Processes try number `attempt` of the job in `body` as a span of
+    /// `trace` (its id is on every log line of the job).
+    pub async fn process_traced(
+        &self,
+        body: &[u8],
+        message_id: Option<&str>,
+        attempt: u32,
+        trace: &TraceContext,
+    ) -> Processed {
         let (ids, outcome) = match job::parse(body, message_id) {
-            Parsed::NotAJob { reason } => return Processed::NotAJob { reason },
+            Parsed::NotAJob { reason } => {
+                tracing::info!(trace_id = %trace.trace_id, %reason, "not a job");
+                return Processed::NotAJob { reason };
+            }
             Parsed::Invalid { ids, error } => {
-                tracing::info!(job_id = %ids.job_id, code = %error.code, message = %error.message, "invalid job");
+                tracing::info!(job_id = %ids.job_id, trace_id = %trace.trace_id, code = %error.code, message = %error.message, "invalid job");
                 (ids, Outcome::Failed(error))
             }
             Parsed::Job(job) => {
@@ -48,6 +65,8 @@ impl Pipeline {
                     post_id = %job.ids.post_id,
                     workspace_id = %job.ids.workspace_id,
                     attempt,
+                    trace_id = %trace.trace_id,
+                    span_id = %trace.span_id,
                 );
                 let outcome = self.run(&job).instrument(span).await;
                 (job.ids, outcome)

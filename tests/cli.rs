@@ -5,9 +5,14 @@ use std::process::{Command, Output};
 use rehost::fixture_origin::{Origin, OriginConfig};
 
 fn rehost(args: &[&str], env: &[(&str, &str)]) -> Output {
+    rehost_in(std::path::Path::new(env!("CARGO_MANIFEST_DIR")), args, env)
+}
+
+/// Runs the binary in `dir`, as an installed binary runs outside a checkout.
+fn rehost_in(dir: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_rehost"));
     cmd.args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .current_dir(dir)
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default());
     for (k, v) in env {
@@ -235,4 +240,138 @@ async fn proxies_in_the_environment_are_ignored() {
         1,
         "fetched directly, not through the proxy"
     );
+}
+
+#[test]
+fn the_demo_runs_from_any_directory() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let out = rehost_in(tmp.path(), &["demo"], &[]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(out.status.code(), Some(0), "{text}\n{}", stderr(&out));
+    for job in [
+        "byo-slideshow",
+        "byo-video",
+        "byo-video-moov-end",
+        "hosted-slideshow",
+        "hosted-video",
+        "invalid-too-many-images",
+    ] {
+        assert!(text.contains(&format!("== {job}.json: ")), "{job}: {text}");
+    }
+    assert!(text.contains("the media built into rehost"), "{text}");
+    assert!(
+        tmp.path().join("rehost-data").is_dir(),
+        "copies land in ./rehost-data"
+    );
+    let out = rehost_in(tmp.path(), &["demo", "--media", "no-such-dir"], &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("no-such-dir"), "{}", stderr(&out));
+}
+
+#[test]
+fn origin_refuses_a_directory_without_media() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    for dir in ["no-such-dir", "."] {
+        let out = rehost_in(
+            tmp.path(),
+            &["origin", "--dir", dir, "--listen", "127.0.0.1:0"],
+            &[],
+        );
+        assert_eq!(out.status.code(), Some(2), "{dir}");
+        let err = stderr(&out);
+        assert_eq!(err.lines().count(), 1, "one line: {err}");
+        assert!(err.contains("media directory"), "{err}");
+    }
+}
+
+#[test]
+fn origin_serves_the_built_in_media_from_any_directory() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("port")
+        .port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_rehost"))
+        .args(["origin", "--listen", &format!("127.0.0.1:{port}")])
+        .current_dir(tmp.path())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let mut body = None;
+    for _ in 0..100 {
+        if let Some(b) = get(port, "/photo.jpg") {
+            body = Some(b);
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let want = std::fs::read(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/media/photo.jpg"),
+    )
+    .expect("fixture");
+    assert_eq!(body.expect("the origin answered"), want);
+}
+
+/// A plain HTTP/1.0 GET on loopback: the body of a 200, else `None`.
+fn get(port: u16, path: &str) -> Option<Vec<u8>> {
+    use std::io::{Read, Write};
+    let mut sock = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    sock.write_all(format!("GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").as_bytes())
+        .ok()?;
+    let mut all = Vec::new();
+    sock.read_to_end(&mut all).ok()?;
+    let split = all.windows(4).position(|w| w == b"\r\n\r\n")?;
+    let ok = all.starts_with(b"HTTP/1.1 200") || all.starts_with(b"HTTP/1.0 200");
+    ok.then(|| all[split + 4..].to_vec())
+}
+
+/// `rehost check --json`: one object per URL; without `--video` the kind is
+/// sniffed and its own limit applies (a 50 MiB MP4 is no `too_large` image).
+#[tokio::test]
+async fn check_json_and_the_sniffed_kinds_limit() {
+    let origin = origin().await;
+    let urls = [
+        origin.url("gen/big.mp4?mib=50"),
+        origin.url("photo.jpg"),
+        origin.url("missing.jpg"),
+    ];
+    let out = tokio::task::spawn_blocking(move || {
+        let mut args = vec!["check", "--json"];
+        args.extend(urls.iter().map(String::as_str));
+        rehost(&args, &[("REHOST_ALLOW_PRIVATE_NETWORKS", "127.0.0.1/32")])
+    })
+    .await
+    .expect("join");
+    assert_eq!(out.status.code(), Some(1));
+    let objects: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
+        .collect();
+    assert_eq!(objects.len(), 3);
+    assert_eq!(objects[0]["ok"], true, "{}", objects[0]);
+    assert_eq!(objects[0]["asset"]["content_type"], "video/mp4");
+    assert!(
+        objects[0]["asset"]["bytes"]
+            .as_u64()
+            .is_some_and(|b| b > 50 * 1024 * 1024)
+    );
+    assert_eq!(objects[1]["asset"]["width"], 1080);
+    assert_eq!(objects[2]["ok"], false);
+    assert_eq!(objects[2]["error"]["code"], "not_found");
+    // An image still gets the image limit.
+    let big_image = origin.url("photo.jpg");
+    let out = tokio::task::spawn_blocking(move || {
+        rehost(
+            &["check", &big_image],
+            &[
+                ("REHOST_ALLOW_PRIVATE_NETWORKS", "127.0.0.1/32"),
+                ("REHOST_MAX_IMAGE_BYTES", "1000"),
+            ],
+        )
+    })
+    .await
+    .expect("join");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("too_large"));
 }

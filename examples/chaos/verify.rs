@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 
 use aws_sdk_s3::Client;
+use futures_util::StreamExt;
 use sha2::{Digest, Sha256};
 
 use crate::plan::{Expect, Planned};
@@ -59,41 +60,85 @@ pub async fn stored_objects(
     plan: &[Planned],
     results: &Results,
 ) -> (usize, Vec<String>) {
-    let http = reqwest::Client::new();
-    let mut checked = 0;
-    let mut bad = Vec::new();
-    for job in plan.iter().filter(|j| j.byo) {
-        let Some(r) = results
-            .final_of(&job.id)
-            .filter(|r| r.status == Status::Ready)
-        else {
-            continue;
-        };
-        for a in r.assets.iter().flatten() {
-            checked += 1;
-            let key = a
-                .url
-                .trim_start_matches(public_base)
-                .trim_start_matches('/');
-            let stored = match s3.get_object().bucket(bucket).key(key).send().await {
+    let assets: Vec<(String, rehost::result::AssetOut)> = plan
+        .iter()
+        .filter(|j| j.byo)
+        .filter_map(|j| {
+            Some((
+                j,
+                results
+                    .final_of(&j.id)
+                    .filter(|r| r.status == Status::Ready)?,
+            ))
+        })
+        .flat_map(|(j, r)| r.assets.iter().flatten().map(|a| (j.id.clone(), a.clone())))
+        .collect();
+    let sources = source_hashes(&assets).await;
+    let checks = futures_util::stream::iter(assets.iter().map(|(job, a)| {
+        let key = a
+            .url
+            .trim_start_matches(public_base)
+            .trim_start_matches('/')
+            .to_string();
+        let want = sources.get(&source_key(&a.source_url)).cloned().flatten();
+        async move {
+            let stored = match s3.get_object().bucket(bucket).key(&key).send().await {
                 Ok(o) => o.body.collect().await.map(|b| b.into_bytes()).ok(),
                 Err(_) => None,
             };
-            let source = match http.get(&a.source_url).send().await {
-                Ok(resp) => resp.bytes().await.ok(),
-                Err(_) => None,
-            };
-            let hash = |b: &[u8]| hex::encode(Sha256::digest(b));
-            let ok = match (&stored, &source) {
-                (Some(s), Some(src)) => Some(hash(s)) == a.sha256 && hash(s) == hash(src),
-                _ => false,
-            };
-            if !ok {
-                bad.push(format!("{} asset {}: {key}", job.id, a.index));
-            }
+            let got = stored.map(|b| hex::encode(Sha256::digest(&b)));
+            let ok = got.is_some() && got == a.sha256 && got == want;
+            (!ok).then(|| format!("{job} asset {}: {key}", a.index))
         }
+    }))
+    .buffer_unordered(16)
+    .collect::<Vec<_>>()
+    .await;
+    (assets.len(), checks.into_iter().flatten().collect())
+}
+
+/// A source URL without its fault parameters: the same bytes come back.
+fn source_key(url: &str) -> String {
+    let Ok(mut u) = url::Url::parse(url) else {
+        return url.to_string();
+    };
+    let kept: Vec<(String, String)> = u
+        .query_pairs()
+        .filter(|(k, _)| matches!(k.as_ref(), "mib" | "seed" | "moov"))
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    u.set_query(None);
+    if !kept.is_empty() {
+        u.query_pairs_mut().extend_pairs(kept);
     }
-    (checked, bad)
+    u.to_string()
+}
+
+/// The SHA-256 of each distinct source (fetched once each).
+async fn source_hashes(
+    assets: &[(String, rehost::result::AssetOut)],
+) -> std::collections::HashMap<String, Option<String>> {
+    let http = reqwest::Client::new();
+    let mut keys: Vec<String> = assets
+        .iter()
+        .map(|(_, a)| source_key(&a.source_url))
+        .collect();
+    keys.sort();
+    keys.dedup();
+    futures_util::stream::iter(keys.into_iter().map(|k| {
+        let http = http.clone();
+        async move {
+            let body = match http.get(&k).send().await {
+                Ok(r) if r.status().is_success() => r.bytes().await.ok(),
+                _ => None,
+            };
+            let hash = body.map(|b| hex::encode(Sha256::digest(&b)));
+            (k, hash)
+        }
+    }))
+    .buffer_unordered(8)
+    .collect()
+    .await
 }
 
 /// rehost's own objects and uploads left in the bucket (after the sweep).

@@ -15,6 +15,7 @@ use tokio::sync::Mutex;
 use super::Names;
 use super::headers::{self, short};
 use crate::result::ResultMessage;
+use crate::trace::TraceContext;
 
 /// Why a publish did not happen.
 #[derive(Debug, thiserror::Error)]
@@ -105,9 +106,14 @@ impl Publisher {
     ///
     /// # Errors
     /// See [`PublishError`].
-    pub async fn event(&self, names: &Names, result: &ResultMessage) -> Result<(), PublishError> {
+    pub async fn event(
+        &self,
+        names: &Names,
+        result: &ResultMessage,
+        trace: &TraceContext,
+    ) -> Result<(), PublishError> {
         let body = serde_json::to_vec(result)?;
-        let props = result_properties(result, None);
+        let props = result_properties(result, None, trace);
         self.publish(
             &names.results_exchange,
             result.status.routing_key(),
@@ -128,9 +134,10 @@ impl Publisher {
         queue: &str,
         correlation_id: Option<&str>,
         result: &ResultMessage,
+        trace: &TraceContext,
     ) -> Result<(), PublishError> {
         let body = serde_json::to_vec(result)?;
-        let props = result_properties(result, correlation_id);
+        let props = result_properties(result, correlation_id, trace);
         self.publish("", queue, false, &body, props).await
     }
 
@@ -144,8 +151,12 @@ impl Publisher {
         body: &[u8],
         props: &BasicProperties,
         next_attempt: u32,
+        trace: &TraceContext,
     ) -> Result<(), PublishError> {
-        let headers = headers::with_attempt(props.headers().as_ref(), next_attempt);
+        let headers = trace.apply(headers::with_attempt(
+            props.headers().as_ref(),
+            next_attempt,
+        ));
         let props = headers::moved(props).with_headers(headers);
         self.publish("", queue, true, body, props).await
     }
@@ -161,13 +172,14 @@ impl Publisher {
         body: &[u8],
         props: &BasicProperties,
         reason: &str,
+        trace: &TraceContext,
     ) -> Result<(), PublishError> {
         let now = chrono::Utc::now()
             .format("%Y-%m-%dT%H:%M:%S%.3fZ")
             .to_string();
         let h = headers::with_text(props.headers().as_ref(), headers::REASON, reason);
         let h = headers::with_text(Some(&h), headers::PARKED_AT, &now);
-        let props = headers::moved(props).with_headers(h);
+        let props = headers::moved(props).with_headers(trace.apply(h));
         self.publish("", &names.dead, true, body, props).await
     }
 
@@ -216,9 +228,15 @@ impl Publisher {
 }
 
 /// The properties of a result message: persistent JSON, its own
-/// `message_id`, the time, and the job's `correlation_id` for replies.
-fn result_properties(result: &ResultMessage, correlation_id: Option<&str>) -> BasicProperties {
+/// `message_id`, the time, the job's trace context, and the job's
+/// `correlation_id` for replies.
+fn result_properties(
+    result: &ResultMessage,
+    correlation_id: Option<&str>,
+    trace: &TraceContext,
+) -> BasicProperties {
     let props = BasicProperties::default()
+        .with_headers(trace.apply(FieldTable::default()))
         .with_delivery_mode(2)
         .with_content_type("application/json".into())
         .with_message_id(short(&result.message_id()))

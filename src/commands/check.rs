@@ -1,14 +1,26 @@
-//! `rehost check URL...`: is each URL reachable, and what is it? One line each.
+//! `rehost check URL...`: is each URL reachable, and what is it? One line
+//! each (or one JSON object each with `--json`), under a deadline like a
+//! job's.
 
 use futures_util::StreamExt;
+use serde_json::json;
 
 use crate::config::Config;
-use crate::error::{self, ErrorCode};
+use crate::error::{self, JobError};
 use crate::ingest::Ingestor;
 use crate::job::{self, JobKind};
 use crate::result::AssetOut;
 
-pub async fn run(config: &Config, urls: &[String], video: bool) -> u8 {
+/// How `rehost check` runs.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CheckOptions {
+    /// Check every URL as a video (else the kind is sniffed).
+    pub video: bool,
+    /// One JSON object per URL instead of a line.
+    pub json: bool,
+}
+
+pub async fn run(config: &Config, urls: &[String], opts: CheckOptions) -> u8 {
     // A check stores nothing: no store is opened.
     let mut config = config.clone();
     config.store = None;
@@ -17,13 +29,9 @@ pub async fn run(config: &Config, urls: &[String], video: bool) -> u8 {
         Err(status) => return status,
     };
     let ingestor = app.pipeline.ingestor.clone();
+    let kind = opts.video.then_some(JobKind::Video);
     let deadline = config.job_timeout;
-    let kind = if video {
-        JobKind::Video
-    } else {
-        JobKind::Slideshow
-    };
-    let lines = futures_util::stream::iter(urls.iter().map(|u| {
+    let checks = futures_util::stream::iter(urls.iter().map(|u| {
         let ingestor = ingestor.clone();
         async move {
             let checked = tokio::time::timeout(deadline, check_one(&ingestor, u, kind)).await;
@@ -39,36 +47,30 @@ pub async fn run(config: &Config, urls: &[String], video: bool) -> u8 {
     .buffered(8)
     .collect::<Vec<_>>()
     .await;
-    let mut all_ok = true;
-    for (url, result) in lines {
-        match result {
-            Ok(a) => println!("ok    {url}  {}", describe(&a)),
-            Err(e) => {
-                all_ok = false;
-                println!("FAIL  {url}  {}: {}", e.code, e.message);
-            }
-        }
+    let all_ok = checks.iter().all(|(_, r)| r.is_ok());
+    for (url, result) in checks {
+        println!("{}", line(&url, &result, opts.json));
     }
     u8::from(!all_ok)
 }
 
-/// Checks as `kind`; an image check that finds a video (or the reverse) is
-/// repeated as the other kind, so one command diagnoses both.
 async fn check_one(
     ingestor: &Ingestor,
     raw: &str,
-    kind: JobKind,
-) -> Result<AssetOut, crate::error::JobError> {
+    kind: Option<JobKind>,
+) -> Result<AssetOut, JobError> {
     let src = job::source_url(raw)?;
-    match ingestor.check_hosted(&src, kind).await {
-        Err(e) if e.code == ErrorCode::MediaTypeMismatch => {
-            let other = match kind {
-                JobKind::Slideshow => JobKind::Video,
-                JobKind::Video => JobKind::Slideshow,
-            };
-            ingestor.check_hosted(&src, other).await
-        }
-        other => other,
+    ingestor.check_hosted(&src, kind).await
+}
+
+fn line(url: &str, result: &Result<AssetOut, JobError>, as_json: bool) -> String {
+    match (result, as_json) {
+        (Ok(a), false) => format!("ok    {url}  {}", describe(a)),
+        (Err(e), false) => format!("FAIL  {url}  {}: {}", e.code, e.message),
+        (Ok(a), true) => json!({"url": url, "ok": true, "asset": a}).to_string(),
+        (Err(e), true) => json!({"url": url, "ok": false,
+            "error": {"code": e.code, "message": e.message, "retryable": e.retryable()}})
+        .to_string(),
     }
 }
 

@@ -1,7 +1,7 @@
 //! `rehost demo`: the real pipeline on the fixture media, no services needed.
 //!
-//! Starts a loopback origin serving the fixture media, points the fixture
-//! jobs at it (their URLs name `http://127.0.0.1:8080/`), runs each job once
+//! Starts a loopback origin serving the media built into rehost (or
+//! `--media DIR`), points the demo jobs (built in, or `--jobs DIR`) at it (their URLs name `http://127.0.0.1:8080/`), runs each job once
 //! with the configured store (default: the directory `./rehost-data`) and
 //! prints each result's media object. Only loopback is opened in the
 //! address guard, and only for this command.
@@ -11,25 +11,52 @@ use std::path::Path;
 use crate::app::{App, EXIT_FATAL, EXIT_USAGE};
 use crate::config::Config;
 use crate::fetch::guard::AllowList;
-use crate::fixture_origin::{Origin, OriginConfig};
+use crate::fixture_origin::{MediaSource, Origin, OriginConfig};
 use crate::pipeline::Processed;
 use crate::result::{ResultMessage, Status};
 
 /// The origin the fixture jobs name.
 pub const FIXTURE_ORIGIN: &str = "http://127.0.0.1:8080/";
 
-/// Jobs the demo runs, in order.
-const DEMO_JOBS: &[&str] = &[
-    "byo-slideshow.json",
-    "byo-video.json",
-    "byo-video-moov-end.json",
-    "hosted-slideshow.json",
-    "hosted-video.json",
-    "invalid-too-many-images.json",
+/// Jobs the demo runs, in order, as built in (`--jobs DIR` reads the same
+/// names from a directory instead).
+const DEMO_JOBS: &[(&str, &str)] = &[
+    (
+        "byo-slideshow.json",
+        include_str!("../../fixtures/jobs/byo-slideshow.json"),
+    ),
+    (
+        "byo-video.json",
+        include_str!("../../fixtures/jobs/byo-video.json"),
+    ),
+    (
+        "byo-video-moov-end.json",
+        include_str!("../../fixtures/jobs/byo-video-moov-end.json"),
+    ),
+    (
+        "hosted-slideshow.json",
+        include_str!("../../fixtures/jobs/hosted-slideshow.json"),
+    ),
+    (
+        "hosted-video.json",
+        include_str!("../../fixtures/jobs/hosted-video.json"),
+    ),
+    (
+        "invalid-too-many-images.json",
+        include_str!("../../fixtures/jobs/invalid-too-many-images.json"),
+    ),
 ];
 
-pub async fn run(config: &Config, media: &Path, jobs: &Path) -> u8 {
-    let origin = match Origin::start(OriginConfig::new(media), ([127, 0, 0, 1], 0).into()).await {
+pub async fn run(config: &Config, media: Option<&Path>, jobs: Option<&Path>) -> u8 {
+    let media = match MediaSource::dir_or_embedded(media) {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("rehost: {e}");
+            return EXIT_USAGE;
+        }
+    };
+    let shown = media.to_string();
+    let origin = match Origin::start(OriginConfig::of(media), ([127, 0, 0, 1], 0).into()).await {
         Ok(o) => o,
         Err(e) => {
             eprintln!("rehost: cannot start the loopback origin: {e}");
@@ -43,14 +70,17 @@ pub async fn run(config: &Config, media: &Path, jobs: &Path) -> u8 {
         Err(status) => return status,
     };
     println!(
-        "origin {} serving {}; store {:?}\n",
+        "origin {} serving {shown}; store {:?}\n",
         origin.url(""),
-        media.display(),
         app.config.store
     );
     let mut unexpected = 0;
-    for name in DEMO_JOBS {
-        let result = match run_job(&app, &jobs.join(name), &origin.url("")).await {
+    for (name, built_in) in DEMO_JOBS {
+        let text = match job_text(jobs, name, built_in) {
+            Ok(t) => t,
+            Err(status) => return status,
+        };
+        let result = match run_job(&app, name, &text, &origin.url("")).await {
             Ok(r) => r,
             Err(status) => return status,
         };
@@ -68,17 +98,25 @@ pub async fn run(config: &Config, media: &Path, jobs: &Path) -> u8 {
     u8::from(unexpected > 0)
 }
 
-/// Runs one fixture job against the origin at `base`.
-async fn run_job(app: &App, path: &Path, base: &str) -> Result<ResultMessage, u8> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
+/// A demo job's text: from `dir` when given, else built in.
+fn job_text(dir: Option<&Path>, name: &str, built_in: &str) -> Result<String, u8> {
+    let Some(dir) = dir else {
+        return Ok(built_in.to_string());
+    };
+    let path = dir.join(name);
+    std::fs::read_to_string(&path).map_err(|e| {
         eprintln!("rehost: cannot read {}: {e}", path.display());
         EXIT_USAGE
-    })?;
+    })
+}
+
+/// Runs one demo job against the origin at `base`.
+async fn run_job(app: &App, name: &str, text: &str, base: &str) -> Result<ResultMessage, u8> {
     let body = text.replace(FIXTURE_ORIGIN, base);
     match app.pipeline.process(body.as_bytes(), None, 1).await {
         Processed::Result { result, .. } => Ok(*result),
         Processed::NotAJob { .. } => {
-            eprintln!("rehost: {} is not a job", path.display());
+            eprintln!("rehost: {name} is not a job");
             Err(EXIT_USAGE)
         }
     }

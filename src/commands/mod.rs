@@ -3,6 +3,7 @@
 pub mod check;
 pub mod check_config;
 pub mod demo;
+pub mod healthcheck;
 pub mod ingest;
 pub mod origin;
 pub mod replay_dead;

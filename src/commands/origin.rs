@@ -4,18 +4,27 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
-use crate::fixture_origin::{Origin, OriginConfig};
+use crate::app::{EXIT_FATAL, EXIT_USAGE};
+use crate::fixture_origin::{MediaSource, Origin, OriginConfig};
 
 pub async fn run(
-    dir: &Path,
+    dir: Option<&Path>,
     listen: SocketAddr,
     unique: bool,
     latency_ms: u64,
     mbps: Option<f64>,
     shutdown: impl Future<Output = ()>,
 ) -> u8 {
+    let media = match MediaSource::dir_or_embedded(dir) {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("rehost: {e}");
+            return EXIT_USAGE;
+        }
+    };
+    let shown = media.to_string();
     let cfg = OriginConfig {
-        root: dir.to_path_buf(),
+        media,
         unique,
         latency: Duration::from_millis(latency_ms),
         bytes_per_sec: mbps.map(|m| (m * 1_000_000.0 / 8.0) as u64),
@@ -24,12 +33,11 @@ pub async fn run(
         Ok(o) => o,
         Err(e) => {
             eprintln!("rehost: cannot listen on {listen}: {e}");
-            return 1;
+            return EXIT_FATAL;
         }
     };
     eprintln!(
-        "rehost origin: serving {} at http://{}/",
-        dir.display(),
+        "rehost origin: serving {shown} at http://{}/",
         origin.addr()
     );
     shutdown.await;

@@ -2,7 +2,6 @@
 //! and the fault modes that cut, stall or never end a body.
 
 use std::collections::HashMap;
-use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -147,8 +146,8 @@ pub(super) fn send(data: Source, plan: SendPlan, stats: Arc<OriginStats>) -> Bod
 
 /// `/gen/NAME.mp4?mib=N&seed=S&moov=end|front`: `clip.mp4`'s `ftyp` and
 /// `moov` around an `mdat` of N MiB of a seeded pattern.
-pub(super) fn generated(
-    root: &Path,
+pub(super) async fn generated(
+    media: &super::MediaSource,
     name: &str,
     q: &HashMap<String, String>,
 ) -> Result<Source, String> {
@@ -157,7 +156,10 @@ pub(super) fn generated(
     }
     let mib: u64 = q.get("mib").and_then(|v| v.parse().ok()).unwrap_or(1);
     let seed: u64 = q.get("seed").and_then(|v| v.parse().ok()).unwrap_or(1);
-    let clip = std::fs::read(root.join("clip.mp4")).map_err(|e| format!("clip.mp4: {e}"))?;
+    let clip = media
+        .read("clip.mp4")
+        .await
+        .ok_or("clip.mp4 is not among the media")?;
     let (mut ftyp, mut moov) = (Vec::new(), Vec::new());
     let mut pos = 0usize;
     while pos + 8 <= clip.len() {

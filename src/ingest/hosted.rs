@@ -100,10 +100,18 @@ async fn read_range(
     Ok(out)
 }
 
-pub(super) async fn check(ing: &Ingestor, src: &SourceUrl, kind: JobKind) -> AssetResult {
-    let max = max_bytes(&ing.limits, kind);
+/// Checks one asset of a job of `kind`; with `None` the kind is sniffed
+/// and its byte limit applied (`rehost check` without `--video`).
+pub(super) async fn check(ing: &Ingestor, src: &SourceUrl, kind: Option<JobKind>) -> AssetResult {
+    let max = match kind {
+        Some(k) => max_bytes(&ing.limits, k),
+        None => ing.limits.max_image_bytes.max(ing.limits.max_video_bytes),
+    };
     let mut p = open(&ing.fetcher, src, max).await?;
-    let format = check::expect_format(&p.head, media_kind(kind))?;
+    let format = match kind {
+        Some(k) => check::expect_format(&p.head, media_kind(k))?,
+        None => sniffed_within_limit(&p, &ing.limits)?,
+    };
     let info = if format.is_image() {
         image_info(&mut p, format, ing.limits.max_image_pixels).await?
     } else {
@@ -123,6 +131,28 @@ pub(super) async fn check(ing: &Ingestor, src: &SourceUrl, kind: JobKind) -> Ass
         duration_ms: info.duration_ms,
         codec: info.codec,
     })
+}
+
+/// The sniffed format of any kind, its declared size checked against that
+/// kind's limit.
+fn sniffed_within_limit(
+    p: &Prefix<'_>,
+    limits: &crate::config::Limits,
+) -> Result<Format, JobError> {
+    let format = check::any_format(&p.head)?;
+    let kind = if format.is_image() {
+        JobKind::Slideshow
+    } else {
+        JobKind::Video
+    };
+    let limit = max_bytes(limits, kind);
+    match p.total {
+        Some(total) if total > limit => Err(crate::error::too_large(format!(
+            "origin declares {total} bytes; the limit for a {} is {limit}",
+            format.name()
+        ))),
+        _ => Ok(format),
+    }
 }
 
 /// Asks for the first [`PREFIX_BYTES`] and reads what comes.

@@ -126,11 +126,12 @@ impl Ingestor {
         }
     }
 
-    /// Confirms one URL the way a hosted-only job does (a prefix read).
+    /// Confirms one URL the way a hosted-only job does (a prefix read), as
+    /// an asset of a job of `kind`, or (`None`) of the kind its bytes say.
     ///
     /// # Errors
     /// The contract's error for the asset.
-    pub async fn check_hosted(&self, src: &SourceUrl, kind: JobKind) -> AssetResult {
+    pub async fn check_hosted(&self, src: &SourceUrl, kind: Option<JobKind>) -> AssetResult {
         hosted::check(self, src, kind).await
     }
 
@@ -162,7 +163,7 @@ impl Ingestor {
                 "byo",
                 byo::ingest(self, store, &job.ids.workspace_id, src, kind).await,
             ),
-            None => ("hosted", hosted::check(self, src, kind).await),
+            None => ("hosted", hosted::check(self, src, Some(kind)).await),
         };
         METRICS
             .fetch_seconds

@@ -51,6 +51,8 @@ pub struct Summary {
     pub jobs: usize,
     pub ready: usize,
     pub failed: usize,
+    /// Jobs meant to be ready that failed (every job of the mix is).
+    pub failed_unexpectedly: usize,
     pub lost: usize,
     pub elapsed_s: f64,
     pub jobs_per_sec: f64,
@@ -126,6 +128,7 @@ impl Summary {
             jobs: total,
             ready,
             failed: finished.len() - ready,
+            failed_unexpectedly: finished.len() - ready,
             lost: total - finished.len(),
             elapsed_s: secs,
             jobs_per_sec: finished.len() as f64 / secs,
@@ -146,6 +149,36 @@ impl Summary {
     }
 
     /// The human-readable report.
+    /// Whether the run measured what it meant to: every job ready.
+    pub fn passed(&self) -> bool {
+        self.lost == 0 && self.failed_unexpectedly == 0 && self.ready > 0
+    }
+
+    /// Why the run did not pass, if it did not.
+    pub fn verdict(&self) -> Option<String> {
+        if self.passed() {
+            return None;
+        }
+        let failures: Vec<String> = self
+            .outcomes
+            .iter()
+            .filter(|(o, _)| o.as_str() != "ready")
+            .map(|(o, n)| format!("{o} x{n}"))
+            .collect();
+        Some(format!(
+            "FAILED: {} of {} jobs ready, {} failed ({}), {} lost",
+            self.ready,
+            self.jobs,
+            self.failed_unexpectedly,
+            if failures.is_empty() {
+                "-".into()
+            } else {
+                failures.join(", ")
+            },
+            self.lost
+        ))
+    }
+
     pub fn text(&self) -> String {
         let mut s = format!(
             "jobs {}  ready {}  failed {}  LOST {}\n\

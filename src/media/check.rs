@@ -59,6 +59,17 @@ pub enum Need<T> {
     More(u64),
 }
 
+/// The sniffed format of `head`, of either kind.
+///
+/// # Errors
+/// [`MediaError::Unsupported`].
+pub fn any_format(head: &[u8]) -> Result<Format, MediaError> {
+    expect_format(head, Kind::Image).or_else(|e| match e {
+        MediaError::Mismatch(_) => expect_format(head, Kind::Video),
+        other => Err(other),
+    })
+}
+
 /// The sniffed format of `head` (the body's first bytes), checked against
 /// what the job expects.
 ///

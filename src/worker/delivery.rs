@@ -18,6 +18,7 @@ use crate::error::ErrorCode;
 use crate::metrics::METRICS;
 use crate::pipeline::Processed;
 use crate::result::Status;
+use crate::trace::TraceContext;
 
 /// How often a job is re-run after the store recovers before the failure
 /// counts as a try (a store that answers checks but fails this job's writes).
@@ -49,10 +50,16 @@ pub(super) async fn handle(
 
 async fn process(ctx: &Ctx, session: &Session, delivery: &Delivery) {
     let received = Instant::now();
-    let attempt = headers::attempt(delivery.properties.headers().as_ref());
-    let processed = run(ctx, delivery, attempt, received).await;
+    let headers = delivery.properties.headers().as_ref();
+    let attempt = headers::attempt(headers);
+    let trace = TraceContext::from_headers(headers);
+    let processed = run(ctx, delivery, attempt, received, &trace).await;
     let steps = steps(ctx, delivery, processed, attempt);
-    if !publish::all(ctx, session, delivery, &steps, received).await {
+    let job = publish::Job {
+        delivery,
+        trace: &trace,
+    };
+    if !publish::all(ctx, session, &job, &steps, received).await {
         return;
     }
     match delivery.acker.ack(BasicAckOptions::default()).await {
@@ -67,7 +74,13 @@ async fn process(ctx: &Ctx, session: &Session, delivery: &Delivery) {
 
 /// Runs the job; a store failure holds it until the store answers again and
 /// runs it again on the same try (while a rerun still fits the budget).
-async fn run(ctx: &Ctx, delivery: &Delivery, attempt: u32, received: Instant) -> Processed {
+async fn run(
+    ctx: &Ctx,
+    delivery: &Delivery,
+    attempt: u32,
+    received: Instant,
+    trace: &TraceContext,
+) -> Processed {
     let message_id = delivery
         .properties
         .message_id()
@@ -77,7 +90,7 @@ async fn run(ctx: &Ctx, delivery: &Delivery, attempt: u32, received: Instant) ->
     loop {
         let p = ctx
             .pipeline
-            .process(&delivery.data, message_id.as_deref(), attempt)
+            .process_traced(&delivery.data, message_id.as_deref(), attempt, trace)
             .await;
         let store_failed = matches!(&p, Processed::Result { result, .. }
             if result.error.as_ref().is_some_and(|e| e.code == ErrorCode::StorageUnavailable));

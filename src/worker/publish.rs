@@ -21,6 +21,13 @@ use super::session::Session;
 use crate::broker::publisher::PublishError;
 use crate::metrics::{METRICS, labels};
 use crate::result::ResultMessage;
+use crate::trace::TraceContext;
+
+/// A delivery and the trace its job runs in.
+pub(super) struct Job<'a> {
+    pub delivery: &'a Delivery,
+    pub trace: &'a TraceContext,
+}
 
 /// Longest wait for one publish's confirm before it is tried again.
 const PUBLISH_TIMEOUT: Duration = Duration::from_secs(30);
@@ -42,20 +49,21 @@ pub(super) enum Step {
 }
 
 impl Step {
-    async fn send(&self, ctx: &Ctx, session: &Session, d: &Delivery) -> Result<(), PublishError> {
-        let p = &session.publisher;
+    async fn send(&self, ctx: &Ctx, session: &Session, d: &Job<'_>) -> Result<(), PublishError> {
+        let (p, t) = (&session.publisher, d.trace);
+        let (body, props) = (&d.delivery.data, &d.delivery.properties);
         match self {
-            Step::Event(result) => p.event(&ctx.names, result).await,
+            Step::Event(result) => p.event(&ctx.names, result, t).await,
             Step::Reply {
                 queue,
                 correlation_id,
                 result,
-            } => p.reply(queue, correlation_id.as_deref(), result).await,
+            } => p.reply(queue, correlation_id.as_deref(), result, t).await,
             Step::Retry {
                 queue,
                 next_attempt,
-            } => p.retry(queue, &d.data, &d.properties, *next_attempt).await,
-            Step::Park { reason } => p.park(&ctx.names, &d.data, &d.properties, reason).await,
+            } => p.retry(queue, body, props, *next_attempt, t).await,
+            Step::Park { reason } => p.park(&ctx.names, body, props, reason, t).await,
         }
     }
 
@@ -103,15 +111,15 @@ fn observe_age(delivery: &Delivery) {
 pub(super) async fn all(
     ctx: &Ctx,
     session: &Session,
-    delivery: &Delivery,
+    job: &Job<'_>,
     steps: &[Step],
     received: Instant,
 ) -> bool {
     for step in steps {
-        if !reliably(ctx, session, delivery, step, received).await {
+        if !reliably(ctx, session, job, step, received).await {
             return false;
         }
-        step.count(delivery);
+        step.count(job.delivery);
     }
     true
 }
@@ -120,10 +128,11 @@ pub(super) async fn all(
 async fn reliably(
     ctx: &Ctx,
     session: &Session,
-    delivery: &Delivery,
+    job: &Job<'_>,
     step: &Step,
     received: Instant,
 ) -> bool {
+    let delivery = job.delivery;
     let mut backoff = Duration::from_millis(200);
     let mut hold: Option<PublishHold<'_>> = None;
     loop {
@@ -138,7 +147,7 @@ async fn reliably(
         let wait = if session.publisher.blocked() {
             Duration::from_millis(500)
         } else {
-            match tokio::time::timeout(PUBLISH_TIMEOUT, step.send(ctx, session, delivery)).await {
+            match tokio::time::timeout(PUBLISH_TIMEOUT, step.send(ctx, session, job)).await {
                 Ok(Ok(())) => return true,
                 Ok(Err(e)) => tracing::warn!(error = %e, "publish failed; retrying"),
                 Err(_) => tracing::warn!(

@@ -226,3 +226,54 @@ fn walk_count(dir: &std::path::Path) -> usize {
         })
         .unwrap_or(0)
 }
+
+/// W3C trace context crosses the queue: a job's `traceparent` makes its
+/// results (and its retry moves, and so later tries) part of the caller's
+/// trace; a job without one starts a new trace.
+#[tokio::test]
+async fn trace_context_crosses_the_queue() {
+    if !broker_or_skip("trace_context_crosses_the_queue") {
+        return;
+    }
+    let origin = origin().await;
+    let mut b = Bench::new(&[]).await;
+    let w = b.start_worker().await;
+    let caller = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let mut headers = FieldTable::default();
+    headers.insert(
+        "traceparent".into(),
+        lapin::types::AMQPValue::LongString(caller.into()),
+    );
+    headers.insert(
+        "tracestate".into(),
+        lapin::types::AMQPValue::LongString("rehost=t".into()),
+    );
+    b.publish_raw(
+        &serde_json::to_vec(&job("traced", &[origin.url("small.jpg?fail=1")], true)).expect("json"),
+        BasicProperties::default().with_headers(headers),
+    )
+    .await;
+    let text =
+        |p: &BasicProperties, k: &str| rehost::broker::headers::text(p.headers().as_ref(), k);
+    for want in [Status::Retry, Status::Ready] {
+        let (r, props) = b.next_result_with_properties().await;
+        assert_eq!(r.status, want);
+        let tp = text(&props, "traceparent").expect("results carry traceparent");
+        assert!(
+            tp.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"),
+            "{tp}"
+        );
+        assert!(
+            !tp.contains("00f067aa0ba902b7"),
+            "the job's own span, not the caller's: {tp}"
+        );
+        assert_eq!(text(&props, "tracestate").as_deref(), Some("rehost=t"));
+    }
+    b.publish(&job("untraced", &[origin.url("small.jpg")], true))
+        .await;
+    let (_, props) = b.next_result_with_properties().await;
+    let tp = text(&props, "traceparent").expect("a new trace");
+    assert!(!tp.contains("4bf92f3577b34da6a3ce929d0e0e4736"), "{tp}");
+    w.stop().await;
+    b.cleanup().await;
+}

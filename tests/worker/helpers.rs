@@ -183,6 +183,22 @@ impl Bench {
     }
 
     pub async fn try_next_result(&mut self, wait: Duration) -> Option<ResultMessage> {
+        self.try_next_result_with_properties(wait)
+            .await
+            .map(|(r, _)| r)
+    }
+
+    /// The next result and its AMQP properties.
+    pub async fn next_result_with_properties(&mut self) -> (ResultMessage, BasicProperties) {
+        self.try_next_result_with_properties(WAIT)
+            .await
+            .expect("a result arrives in time")
+    }
+
+    pub async fn try_next_result_with_properties(
+        &mut self,
+        wait: Duration,
+    ) -> Option<(ResultMessage, BasicProperties)> {
         if self.results.is_none() {
             let c = self
                 .channel
@@ -204,7 +220,8 @@ impl Bench {
             .await
             .ok()??
             .expect("delivery");
-        Some(serde_json::from_slice(&d.data).expect("result JSON"))
+        let r = serde_json::from_slice(&d.data).expect("result JSON");
+        Some((r, d.properties))
     }
 
     /// Messages in a queue right now.

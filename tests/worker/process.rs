@@ -152,8 +152,7 @@ async fn loadtest_reports_every_job_and_no_losses() {
         "--report",
     ])
     .arg(report.path())
-    .arg("--media")
-    .arg(fixtures())
+    .current_dir(report.path())
     .env_clear()
     .env("PATH", std::env::var("PATH").unwrap_or_default());
     for (k, v) in &b.settings {
@@ -249,4 +248,89 @@ async fn a_malformed_amqp_url_is_a_configuration_error() {
             "the password is not printed: {err}"
         );
     }
+}
+
+/// A load test that measured nothing says so and fails: every job of its
+/// mix is meant to be ready.
+#[tokio::test]
+async fn a_loadtest_whose_jobs_fail_exits_non_zero() {
+    if !broker_or_skip("a_loadtest_whose_jobs_fail_exits_non_zero") {
+        return;
+    }
+    let b = Bench::new(&[]).await;
+    let media = tempfile::tempdir().expect("tempdir");
+    for name in ["photo.jpg", "portrait.jpg", "clip.mp4"] {
+        std::fs::write(media.path().join(name), b"<html>not media</html>").expect("write");
+    }
+    for (dir, want) in [
+        (media.path().to_path_buf(), "FAILED"),
+        (media.path().join("missing"), "media directory"),
+    ] {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_rehost"));
+        cmd.args([
+            "loadtest",
+            "--jobs",
+            "3",
+            "--images",
+            "2",
+            "--spawn-workers",
+            "1",
+            "--deadline-secs",
+            "60",
+        ])
+        .arg("--media")
+        .arg(&dir)
+        .current_dir(media.path())
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default());
+        for (k, v) in &b.settings {
+            cmd.env(k, v);
+        }
+        let out = tokio::task::spawn_blocking(move || cmd.output())
+            .await
+            .expect("join")
+            .expect("run");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert!(err.contains(want), "{want}: {err}");
+    }
+    b.cleanup().await;
+}
+
+/// `rehost healthcheck` (the container's health check) asks the worker at
+/// `REHOST_HTTP_ADDR` for `/healthz`.
+#[tokio::test]
+async fn healthcheck_asks_the_worker() {
+    if !broker_or_skip("healthcheck_asks_the_worker") {
+        return;
+    }
+    let b = Bench::new(&[]).await;
+    let w = b.start_worker().await;
+    let run = |addr: String| {
+        Command::new(env!("CARGO_BIN_EXE_rehost"))
+            .arg("healthcheck")
+            .env_clear()
+            .env("REHOST_HTTP_ADDR", addr)
+            .output()
+            .expect("run")
+    };
+    let addr = format!("0.0.0.0:{}", w.http_addr.port());
+    let out = tokio::task::spawn_blocking(move || run(addr))
+        .await
+        .expect("join");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    w.stop().await;
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = closed.local_addr().expect("addr").to_string();
+    drop(closed);
+    let out = tokio::task::spawn_blocking(move || run(addr))
+        .await
+        .expect("join");
+    assert_eq!(out.status.code(), Some(1));
+    b.cleanup().await;
 }
