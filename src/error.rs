@@ -1,8 +1,10 @@
 //! The contract's closed set of error codes, and the error a job reports.
 //!
-//! Everything inside the crate carries context (`anyhow`, typed stage errors);
-//! at the boundary every failure becomes exactly one [`ErrorCode`] plus a
-//! human-readable message. The codes, their spelling and whether they are
+//! The code is chosen where the failure is understood (the fetcher for HTTP
+//! answers and transport errors, `media::check` for what the bytes are, the
+//! store for storage, the profiles for platforms); context travels in the
+//! message, and every failure reaches the result as exactly one
+//! [`ErrorCode`] plus a human-readable message. The codes, their spelling and whether they are
 //! retryable are fixed by the contract.
 
 use std::fmt;
@@ -27,13 +29,14 @@ pub enum ErrorCode {
     MediaTypeMismatch,
     CorruptMedia,
     DimensionsExceeded,
+    PlatformRejected,
     StorageUnavailable,
     Internal,
 }
 
 impl ErrorCode {
     /// All codes, in the contract's order (used by metrics and docs tests).
-    pub const ALL: [ErrorCode; 15] = [
+    pub const ALL: [ErrorCode; 16] = [
         ErrorCode::InvalidPayload,
         ErrorCode::NoImages,
         ErrorCode::TooManyImages,
@@ -47,6 +50,7 @@ impl ErrorCode {
         ErrorCode::MediaTypeMismatch,
         ErrorCode::CorruptMedia,
         ErrorCode::DimensionsExceeded,
+        ErrorCode::PlatformRejected,
         ErrorCode::StorageUnavailable,
         ErrorCode::Internal,
     ];
@@ -67,6 +71,7 @@ impl ErrorCode {
             ErrorCode::MediaTypeMismatch => "media_type_mismatch",
             ErrorCode::CorruptMedia => "corrupt_media",
             ErrorCode::DimensionsExceeded => "dimensions_exceeded",
+            ErrorCode::PlatformRejected => "platform_rejected",
             ErrorCode::StorageUnavailable => "storage_unavailable",
             ErrorCode::Internal => "internal",
         }
@@ -143,7 +148,7 @@ impl fmt::Display for JobError {
 
 impl std::error::Error for JobError {}
 
-/// Shorthand constructors, so stage code reads `Err(corrupt("no IEND chunk"))`.
+/// Shorthand constructors, so stage code reads `Err(corrupt_media("no IEND chunk"))`.
 macro_rules! ctor {
     ($($name:ident => $code:ident),* $(,)?) => {
         $(
@@ -165,6 +170,7 @@ ctor! {
     media_type_mismatch => MediaTypeMismatch,
     corrupt_media => CorruptMedia,
     dimensions_exceeded => DimensionsExceeded,
+    platform_rejected => PlatformRejected,
     storage_unavailable => StorageUnavailable,
     internal => Internal,
 }

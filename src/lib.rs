@@ -40,6 +40,7 @@ pub mod loadtest;
 pub mod media;
 pub mod metrics;
 pub mod pipeline;
+pub mod profiles;
 pub mod result;
 pub mod shutdown;
 pub mod store;

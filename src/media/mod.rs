@@ -75,13 +75,25 @@ impl Format {
     }
 }
 
-/// Metadata read from an asset's header or container.
+/// Metadata read from an asset's header or container. Videos' width and
+/// height are as displayed (after the container's rotation).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct MediaInfo {
     pub width: Option<u32>,
     pub height: Option<u32>,
     pub duration_ms: Option<u64>,
     pub codec: Option<String>,
+    /// Video frames per second × 1000 (from `stts`/`mdhd`, or WebM's
+    /// `DefaultDuration`).
+    pub fps_milli: Option<u32>,
+    /// The first audio track's codec (`aac`, `he_aac`, `opus`, ...), or
+    /// `none` without an audio track; absent when unknown.
+    pub audio: Option<String>,
+    /// MP4/MOV: whether `moov` comes before `mdat`.
+    pub moov_first: Option<bool>,
+    /// MP4/MOV: whether a track's edit list cuts or delays (more than one
+    /// entry, or an empty edit).
+    pub edit_list: Option<bool>,
 }
 
 /// Why a header could not be read from the bytes at hand.

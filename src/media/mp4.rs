@@ -4,7 +4,9 @@
 //! The `moov` box may come before `mdat` ("faststart") or after it; the
 //! scanner finds it either way without holding anything but `moov` itself.
 
-use super::read::{be16, be32, be64, bytes, u8_at};
+use super::read::{be32, be64, bytes, u8_at};
+
+mod track;
 use super::{MediaInfo, ProbeError};
 
 /// Largest `moov` the scanner keeps in memory for metadata. A bigger one is
@@ -20,6 +22,8 @@ pub struct Scanner {
     moov: Option<Vec<u8>>,
     moov_too_big: bool,
     boxes: u32,
+    /// Whether `moov` came before `mdat` (set by whichever comes first).
+    moov_first: Option<bool>,
 }
 
 #[derive(Debug)]
@@ -47,6 +51,9 @@ impl Scanner {
             moov: None,
             moov_too_big: false,
             boxes: 0,
+            // A scanner started past the file's start reads a tail that
+            // follows `mdat`.
+            moov_first: (offset > 0).then_some(false),
         }
     }
 
@@ -135,6 +142,9 @@ impl Scanner {
             s if s < 8 => return Err(format!("box {} has an impossible size", show(&kind))),
             s => Some(start + u64::from(s)),
         };
+        if self.moov_first.is_none() && (&kind == b"moov" || &kind == b"mdat") {
+            self.moov_first = Some(&kind == b"moov");
+        }
         let payload = end.map(|e| e - self.offset);
         let capture = if &kind == b"moov" {
             match payload {
@@ -201,10 +211,14 @@ impl Scanner {
     /// track, `Err` when `moov` is malformed, and defaults when no `moov`
     /// was kept (none seen yet, or too big to keep).
     pub fn info(&self) -> Result<Option<MediaInfo>, ProbeError> {
-        match &self.moov {
-            Some(moov) => parse_moov(moov),
-            None => Ok(Some(MediaInfo::default())),
-        }
+        let info = match &self.moov {
+            Some(moov) => parse_moov(moov)?,
+            None => Some(MediaInfo::default()),
+        };
+        Ok(info.map(|i| MediaInfo {
+            moov_first: self.moov_first,
+            ..i
+        }))
     }
 }
 
@@ -300,52 +314,41 @@ pub fn parse_moov(moov: &[u8]) -> Result<Option<MediaInfo>, ProbeError> {
         Some(mvhd) => time(mvhd)?,
         None => return Err(ProbeError::corrupt("MP4: moov has no mvhd")),
     };
+    let (mut video, mut audio, mut edit_list) = (None::<(track::Track, &[u8])>, None, false);
     for c in children(moov) {
         let (kind, trak) = c?;
         if &kind != b"trak" {
             continue;
         }
-        let Some(hdlr) = path(trak, &[b"mdia", b"hdlr"])? else {
+        let Some(t) = track::parse(trak)? else {
             continue;
         };
-        if &bytes::<4>(hdlr, 8)? != b"vide" {
-            continue;
+        edit_list |= t.edit_list;
+        match &t.handler {
+            b"vide" if video.is_none() => video = Some((t, trak)),
+            b"soun" if audio.is_none() => audio = Some(t.codec.unwrap_or_else(|| "other".into())),
+            _ => {}
         }
-        let mut info = MediaInfo {
-            duration_ms: movie_ms,
-            ..MediaInfo::default()
-        };
-        if info.duration_ms.is_none()
-            && let Some(mdhd) = path(trak, &[b"mdia", b"mdhd"])?
-        {
-            info.duration_ms = time(mdhd)?;
-        }
-        if let Some(tkhd) = child(trak, b"tkhd")? {
-            // width and height are 16.16 fixed point at the end of tkhd.
-            let at = if u8_at(tkhd, 0)? == 1 { 88 } else { 76 };
-            let (w, h) = (be32(tkhd, at)? >> 16, be32(tkhd, at + 4)? >> 16);
-            if w > 0 && h > 0 {
-                info.width = Some(w);
-                info.height = Some(h);
-            }
-        }
-        if let Some(stsd) = path(trak, &[b"mdia", b"minf", b"stbl", b"stsd"])?
-            && be32(stsd, 4)? > 0
-        {
-            let fourcc: [u8; 4] = bytes(stsd, 12)?;
-            info.codec = Some(codec_name(&fourcc));
-            // A visual sample entry carries the coded size too.
-            if info.width.is_none() {
-                let (w, h) = (be16(stsd, 8 + 32)?, be16(stsd, 8 + 34)?);
-                if w > 0 && h > 0 {
-                    info.width = Some(u32::from(w));
-                    info.height = Some(u32::from(h));
-                }
-            }
-        }
-        return Ok(Some(info));
     }
-    Ok(None)
+    let Some((v, trak)) = video else {
+        return Ok(None);
+    };
+    let mut duration_ms = movie_ms;
+    if duration_ms.is_none()
+        && let Some(mdhd) = path(trak, &[b"mdia", b"mdhd"])?
+    {
+        duration_ms = time(mdhd)?;
+    }
+    Ok(Some(MediaInfo {
+        width: v.width,
+        height: v.height,
+        duration_ms,
+        codec: v.codec,
+        fps_milli: v.fps_milli,
+        audio: Some(audio.unwrap_or_else(|| "none".into())),
+        moov_first: None,
+        edit_list: Some(edit_list),
+    }))
 }
 
 #[cfg(test)]

@@ -18,6 +18,7 @@ const ID_CODEC_ID: u64 = 0x86;
 const ID_VIDEO: u64 = 0xE0;
 const ID_PIXEL_WIDTH: u64 = 0xB0;
 const ID_PIXEL_HEIGHT: u64 = 0xBA;
+const ID_DEFAULT_DURATION: u64 = 0x23_E383;
 /// The EBML header is a few dozen bytes; anything bigger is hostile.
 const MAX_EBML_HEADER: u64 = 4096;
 /// `Info` and `Tracks` are small; bigger ones are not parsed.
@@ -164,6 +165,7 @@ pub fn probe(buf: &[u8]) -> Result<Probe, ProbeError> {
     let mut info = MediaInfo::default();
     let (mut timescale, mut duration) = (1_000_000u64, None::<f64>);
     let (mut seen_info, mut seen_tracks, mut video) = (false, false, false);
+    let mut audio = None;
     walk(buf, seg.start, segment_end.unwrap_or(u64::MAX), |el| {
         match el.id {
             ID_CLUSTER => return Ok(false),
@@ -186,8 +188,16 @@ pub fn probe(buf: &[u8]) -> Result<Probe, ProbeError> {
             ID_TRACKS => {
                 let data = payload(buf, el)?;
                 walk(data, 0, data.len() as u64, |entry| {
-                    if entry.id == ID_TRACK_ENTRY && !video {
-                        video = track(payload(data, entry)?, &mut info)?;
+                    if entry.id == ID_TRACK_ENTRY {
+                        let t = track(payload(data, entry)?)?;
+                        match t.kind {
+                            1 if !video => {
+                                video = true;
+                                t.fill(&mut info);
+                            }
+                            2 if audio.is_none() => audio = Some(audio_name(t.codec.as_deref())),
+                            _ => {}
+                        }
                     }
                     Ok(true)
                 })?;
@@ -205,6 +215,7 @@ pub fn probe(buf: &[u8]) -> Result<Probe, ProbeError> {
     if let Some(d) = duration.filter(|d| d.is_finite() && *d > 0.0) {
         info.duration_ms = Some((d * timescale as f64 / 1e6) as u64);
     }
+    info.audio = Some(audio.unwrap_or_else(|| "none".into()));
     Ok(Probe {
         info: video.then_some(info),
         segment_end,
@@ -219,19 +230,48 @@ fn float(v: &[u8]) -> Option<f64> {
     }
 }
 
-/// Fills `info` from a video `TrackEntry`; returns whether it was one.
-fn track(data: &[u8], info: &mut MediaInfo) -> Result<bool, ProbeError> {
-    let (mut kind, mut codec, mut dims) = (0, None, (None, None));
+/// What a `TrackEntry` says.
+#[derive(Debug, Default)]
+struct Track {
+    kind: u64,
+    codec: Option<String>,
+    width: Option<u32>,
+    height: Option<u32>,
+    /// Nanoseconds per frame.
+    default_duration: Option<u64>,
+}
+
+impl Track {
+    /// Fills `info` from a video track.
+    fn fill(self, info: &mut MediaInfo) {
+        info.width = self.width;
+        info.height = self.height;
+        info.fps_milli = self
+            .default_duration
+            .filter(|d| *d > 0)
+            .and_then(|d| u32::try_from(1_000_000_000_000 / d).ok());
+        info.codec = self.codec.map(|c| match c.as_str() {
+            "V_VP8" => "vp8".into(),
+            "V_VP9" => "vp9".into(),
+            "V_AV1" => "av1".into(),
+            other => other.trim_start_matches("V_").to_ascii_lowercase(),
+        });
+    }
+}
+
+fn track(data: &[u8]) -> Result<Track, ProbeError> {
+    let mut t = Track::default();
     walk(data, 0, data.len() as u64, |f| {
         let v = payload(data, f)?;
         match f.id {
-            ID_TRACK_TYPE => kind = uint(v),
-            ID_CODEC_ID => codec = Some(String::from_utf8_lossy(v).into_owned()),
+            ID_TRACK_TYPE => t.kind = uint(v),
+            ID_CODEC_ID => t.codec = Some(String::from_utf8_lossy(v).into_owned()),
+            ID_DEFAULT_DURATION => t.default_duration = Some(uint(v)),
             ID_VIDEO => walk(v, 0, v.len() as u64, |p| {
                 let n = u32::try_from(uint(payload(v, p)?)).ok();
                 match p.id {
-                    ID_PIXEL_WIDTH => dims.0 = n,
-                    ID_PIXEL_HEIGHT => dims.1 = n,
+                    ID_PIXEL_WIDTH => t.width = n,
+                    ID_PIXEL_HEIGHT => t.height = n,
                     _ => {}
                 }
                 Ok(true)
@@ -240,18 +280,20 @@ fn track(data: &[u8], info: &mut MediaInfo) -> Result<bool, ProbeError> {
         }
         Ok(true)
     })?;
-    if kind != 1 {
-        return Ok(false);
+    Ok(t)
+}
+
+/// The short name of a Matroska audio codec id.
+fn audio_name(codec: Option<&str>) -> String {
+    match codec.unwrap_or("") {
+        "A_OPUS" => "opus".into(),
+        "A_VORBIS" => "vorbis".into(),
+        c if c.starts_with("A_AAC") => "aac".into(),
+        "A_MPEG/L3" => "mp3".into(),
+        "A_AC3" => "ac3".into(),
+        "A_EAC3" => "eac3".into(),
+        other => other.trim_start_matches("A_").to_ascii_lowercase(),
     }
-    info.width = dims.0;
-    info.height = dims.1;
-    info.codec = codec.map(|c| match c.as_str() {
-        "V_VP8" => "vp8".into(),
-        "V_VP9" => "vp9".into(),
-        "V_AV1" => "av1".into(),
-        other => other.trim_start_matches("V_").to_ascii_lowercase(),
-    });
-    Ok(true)
 }
 
 #[cfg(test)]
@@ -276,6 +318,15 @@ mod tests {
         );
         assert!(p.segment_end.is_some_and(|e| e <= b.len() as u64));
         assert!(matches!(probe(&b[..40]), Err(ProbeError::NeedMore(_))));
+        assert_eq!(info.audio.as_deref(), Some("opus"));
+        let fps = probe(&fixture("vfr-webm-fps.webm"))
+            .expect("probe")
+            .info
+            .expect("video");
+        assert_eq!(
+            (fps.fps_milli, fps.audio.as_deref()),
+            (Some(25_000), Some("none"))
+        );
     }
 
     #[test]

@@ -77,3 +77,46 @@ fn next_box_after_mdat_is_known_from_a_prefix() {
     tail.check_end().expect("ends on a box");
     assert_eq!(tail.info().expect("parse").and_then(|i| i.width), Some(640));
 }
+
+fn facts(name: &str) -> MediaInfo {
+    let s = scan(&fixture(name), 64 * 1024);
+    s.check_end().expect("complete");
+    s.info().expect("parse").expect("video track")
+}
+
+#[test]
+fn what_real_encoders_wrote() {
+    let clip = facts("clip.mp4");
+    assert_eq!(clip.fps_milli, Some(30_000));
+    assert_eq!(clip.audio.as_deref(), Some("aac"));
+    assert_eq!((clip.moov_first, clip.edit_list), (Some(true), Some(false)));
+    assert_eq!(facts("clip-moov-end.mp4").moov_first, Some(false));
+    let rotated = facts("rotated.mp4");
+    assert_eq!(
+        (rotated.width, rotated.height),
+        (Some(360), Some(640)),
+        "as displayed"
+    );
+    assert_eq!(facts("fps61.mp4").fps_milli, Some(61_000));
+    assert_eq!(facts("fps61.mp4").audio.as_deref(), Some("none"));
+    let long = facts("long-3min.mp4");
+    assert_eq!(
+        (long.duration_ms, long.fps_milli),
+        (Some(180_000), Some(1_000))
+    );
+    assert_eq!(facts("editlist.mp4").edit_list, Some(true));
+    assert_eq!(facts("opus-audio.mp4").audio.as_deref(), Some("opus"));
+    assert_eq!(facts("noaudio-moov-end.mp4").audio.as_deref(), Some("none"));
+    let hevc = facts("hevc.mov");
+    assert_eq!(
+        (hevc.codec.as_deref(), hevc.audio.as_deref()),
+        (Some("hevc"), Some("aac"))
+    );
+    let b = fixture("clip-moov-end.mp4");
+    let mut tail = Scanner::at(102_958);
+    tail.feed(&b[102_958..]).expect("feed");
+    assert_eq!(
+        tail.info().expect("parse").and_then(|i| i.moov_first),
+        Some(false)
+    );
+}
