@@ -6,9 +6,11 @@
 //! how a truncated or damaged file is told apart from a good one; data after
 //! the end marker is allowed, as browsers allow it.
 
-mod jpeg;
-mod png;
-mod webp;
+pub mod exif;
+pub(crate) mod jpeg;
+pub mod meta;
+pub(crate) mod png;
+pub(crate) mod webp;
 
 use super::{Format, ProbeError};
 

@@ -97,6 +97,32 @@ pub(super) fn check_complete(buf: &[u8]) -> Result<(), ProbeError> {
     }
 }
 
+/// The marker segments of a whole JPEG, up to and including its first EOI:
+/// `(marker, start, end)`, the bytes of each from its 0xFF to its last byte
+/// (a scan's entropy-coded data belongs to its SOS). Anything after the
+/// first EOI (a multi-picture file's other images, trailers) is not listed.
+pub(crate) fn segments(buf: &[u8]) -> Result<Vec<(u8, usize, usize)>, ProbeError> {
+    let mut out = vec![(SOI, 0, start(buf)?)];
+    let mut pos = 2;
+    loop {
+        let (m, after) = marker(buf, pos)?;
+        let end = match m {
+            EOI => after,
+            SOS => scan_entropy(buf, skip_segment(buf, after)?)?,
+            _ if is_standalone(m) => after,
+            _ => skip_segment(buf, after)?,
+        };
+        if end > buf.len() {
+            return Err(ProbeError::corrupt("JPEG: segment past the end"));
+        }
+        out.push((m, pos, end));
+        if m == EOI {
+            return Ok(out);
+        }
+        pos = end;
+    }
+}
+
 /// Skips entropy-coded data: returns the position of the next real marker
 /// (an 0xFF not followed by 0x00, a restart marker or fill).
 fn scan_entropy(buf: &[u8], mut pos: usize) -> Result<usize, ProbeError> {

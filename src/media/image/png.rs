@@ -59,6 +59,22 @@ pub(super) fn probe(buf: &[u8]) -> Result<Dimensions, ProbeError> {
     Ok(Dimensions { width, height })
 }
 
+/// The chunks of a whole PNG after its signature: `(type, start, end)`,
+/// each from its length field to the end of its CRC, through IEND.
+pub(crate) fn chunks(buf: &[u8]) -> Result<Vec<([u8; 4], usize, usize)>, ProbeError> {
+    signature(buf)?;
+    let mut out = Vec::new();
+    let mut pos = 8;
+    loop {
+        let c = chunk(buf, pos)?;
+        out.push((c.kind, pos, c.end));
+        if &c.kind == b"IEND" {
+            return Ok(out);
+        }
+        pos = c.end;
+    }
+}
+
 pub(super) fn check_complete(buf: &[u8]) -> Result<(), ProbeError> {
     probe(buf)?;
     let mut pos = 8;

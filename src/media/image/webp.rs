@@ -48,6 +48,22 @@ pub(super) fn probe(buf: &[u8]) -> Result<Dimensions, ProbeError> {
     Ok(Dimensions { width, height })
 }
 
+/// The top-level chunks of a whole WebP after its 12-byte header:
+/// `(fourcc, start, end)`, each from its fourcc to its (padded) end.
+pub(crate) fn chunks(buf: &[u8]) -> Result<Vec<([u8; 4], usize, usize)>, ProbeError> {
+    let end = (8 + riff(buf)? as usize).min(buf.len());
+    let mut out = Vec::new();
+    let mut pos = 12;
+    while pos + 8 <= end {
+        let fourcc = bytes::<4>(buf, pos)?;
+        let size = le32(buf, pos + 4)? as usize;
+        let next = (pos + 8 + size + (size & 1)).min(end);
+        out.push((fourcc, pos, next));
+        pos = next;
+    }
+    Ok(out)
+}
+
 pub(super) fn check_complete(buf: &[u8]) -> Result<(), ProbeError> {
     probe(buf)?;
     let end = 8 + riff(buf)? as usize;
