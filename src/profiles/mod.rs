@@ -92,7 +92,7 @@ impl Profiles {
         let want = platform.trim().to_ascii_lowercase();
         self.platforms
             .iter()
-            .find(|p| p.name == want || p.aliases.iter().any(|a| *a == want))
+            .find(|p| p.name == want || p.aliases.contains(&want))
     }
 }
 

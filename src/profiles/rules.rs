@@ -225,7 +225,7 @@ fn limit(id: RuleId, t: &toml::Table) -> Option<Limit> {
             let text = format!("{}..{}", side("min"), side("max"));
             (min.is_some() || max.is_some()).then_some(Limit::Aspect { min, max, text })
         }
-        Shape::Refused => (t.get("allowed")?.as_bool()? == false).then_some(Limit::Refused),
+        Shape::Refused => (!t.get("allowed")?.as_bool()?).then_some(Limit::Refused),
         Shape::Required => t.get("required")?.as_bool()?.then_some(Limit::Required),
     }
 }
