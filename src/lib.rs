@@ -15,6 +15,8 @@
 //! | [`ingest`] | every asset, concurrently; the contract's failure precedence |
 //! | [`fetch`] | safe HTTP: address guard, redirects, deadlines, limits |
 //! | [`media`] | format sniffing, image headers, MP4/MOV/WebM containers |
+//! | [`profiles`] | platform profiles, verdicts per account, the status rule |
+//! | [`normalize`] | images made acceptable: plan, metadata strip, re-encode |
 //! | [`store`] | the directory and S3 stores, content-addressed keys |
 //! | [`result`] | the result message |
 //!
@@ -39,6 +41,7 @@ pub mod job;
 pub mod loadtest;
 pub mod media;
 pub mod metrics;
+pub mod normalize;
 pub mod pipeline;
 pub mod profiles;
 pub mod result;

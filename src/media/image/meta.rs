@@ -73,7 +73,9 @@ fn scan_png(buf: &[u8], m: &mut ImageMeta) {
         return;
     };
     for (kind, start, end) in chunks {
-        let data = buf.get(start + 8..end.saturating_sub(4)).unwrap_or_default();
+        let data = buf
+            .get(start + 8..end.saturating_sub(4))
+            .unwrap_or_default();
         match &kind {
             b"IHDR" => m.alpha |= matches!(data.get(9), Some(4 | 6)),
             b"tRNS" => m.alpha = true,
@@ -132,7 +134,10 @@ mod tests {
     #[test]
     fn what_real_encoders_wrote() {
         let phone = scan(Format::Jpeg, &fixture("phone-exif6.jpg"));
-        assert_eq!((phone.orientation, phone.personal, phone.icc), (6, true, true));
+        assert_eq!(
+            (phone.orientation, phone.personal, phone.icc),
+            (6, true, true)
+        );
         assert!(phone.turns());
         let png = scan(Format::Png, &fixture("phone-exif6.png"));
         assert_eq!((png.orientation, png.personal, png.alpha), (6, true, true));
@@ -141,7 +146,10 @@ mod tests {
         assert!(scan(Format::Webp, &fixture("animated.webp")).animated);
         assert!(scan(Format::Jpeg, &fixture("mpo.jpg")).multi_picture);
         let plain = scan(Format::Jpeg, &fixture("portrait-9x16.jpg"));
-        assert_eq!((plain.orientation, plain.personal, plain.multi_picture), (1, false, false));
+        assert_eq!(
+            (plain.orientation, plain.personal, plain.multi_picture),
+            (1, false, false)
+        );
         assert!(scan(Format::Png, &fixture("alpha-large.png")).alpha);
     }
 }
