@@ -82,7 +82,12 @@ impl App {
     ) -> Result<App, BuildError> {
         let fetcher = Fetcher::new(config.fetch.clone(), lookup).map_err(BuildError::Client)?;
         let pipeline = Pipeline {
-            ingestor: Ingestor::new(fetcher, store.clone(), config.limits),
+            ingestor: Ingestor::new(
+                fetcher,
+                store.clone(),
+                config.limits,
+                config.platform.clone(),
+            ),
             job_timeout: config.job_timeout,
             max_attempts: config.max_attempts,
         };

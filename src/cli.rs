@@ -41,6 +41,15 @@ pub enum Command {
         /// Print one JSON object per URL (for scripts).
         #[arg(long)]
         json: bool,
+        /// Add each named platform's verdict: ok, fixable (steps) or rejected (rules); exit 1 if one rejects.
+        #[arg(long, value_name = "NAME[,NAME...]")]
+        platform: Vec<String>,
+    },
+    /// Print every platform profile with its rules, sources and dates.
+    Profiles {
+        /// Print the profiles as JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Exit 0 when this container's worker answers /healthz with 200 (for HEALTHCHECK).
     Healthcheck,

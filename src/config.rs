@@ -14,11 +14,13 @@ use crate::fetch::FetchConfig;
 use crate::fetch::guard::AllowList;
 
 mod describe;
+mod platform;
 mod raw;
 mod reader;
 mod settings;
 mod store;
 pub use describe::redact_url;
+pub use platform::PlatformConfig;
 pub use raw::{Raw, SECRETS, Source};
 pub use reader::ConfigError;
 use reader::{Reader, err};
@@ -78,6 +80,8 @@ pub struct Config {
     pub limits: Limits,
     /// The fetcher's deadlines, rates, per-host budget and allowed networks.
     pub fetch: FetchConfig,
+    /// Platform profiles, verdicts and normalisation.
+    pub platform: PlatformConfig,
     /// `/healthz` fails after this long without an active `basic.consume`
     /// while the broker and store answer and a permit is free.
     pub stall: Duration,
@@ -121,6 +125,7 @@ impl Config {
                 .map_or_else(std::env::temp_dir, PathBuf::from),
             limits: limits(&r)?,
             fetch: fetch(&r)?,
+            platform: platform::parse(&r)?,
             stall: r.secs("REHOST_STALL_SECS", 10, 86_400)?,
             pause_limit: Duration::from_secs(20 * 60),
             http_addr: http_addr(&r)?,

@@ -114,8 +114,16 @@ impl Job {
 #[derive(Debug)]
 pub enum Parsed {
     Job(Job),
-    Invalid { ids: JobIds, error: JobError },
-    NotAJob { reason: String },
+    /// `accounts` are those of the message when its `accounts` field is
+    /// valid (results report them `unchecked`), else empty.
+    Invalid {
+        ids: JobIds,
+        accounts: Vec<Account>,
+        error: JobError,
+    },
+    NotAJob {
+        reason: String,
+    },
 }
 
 /// Parses and validates one message body. `message_id` is the AMQP property,
@@ -171,7 +179,11 @@ pub fn parse(body: &[u8], message_id: Option<&str>) -> Parsed {
             accounts,
             media,
         }),
-        Err(error) => Parsed::Invalid { ids, error },
+        Err(error) => Parsed::Invalid {
+            accounts: accounts(obj.get("accounts")).unwrap_or_default(),
+            ids,
+            error,
+        },
     }
 }
 

@@ -66,10 +66,20 @@ fn raw_settings(command: &Command, flags: Vec<(&'static str, String)>) -> Raw {
 async fn run(command: Command, config: &Config, signals: Signals) -> u8 {
     match command {
         Command::Ingest { file, attempt } => commands::ingest::run(config, &file, attempt).await,
-        Command::Check { urls, video, json } => {
-            let opts = commands::check::CheckOptions { video, json };
+        Command::Check {
+            urls,
+            video,
+            json,
+            platform,
+        } => {
+            let opts = commands::check::CheckOptions {
+                video,
+                json,
+                platforms: platform,
+            };
             commands::check::run(config, &urls, opts).await
         }
+        Command::Profiles { json } => commands::profiles::run(config, json),
         Command::Healthcheck => commands::healthcheck::run(config).await,
         Command::Demo { media, jobs } => {
             commands::demo::run(config, media.as_deref(), jobs.as_deref()).await

@@ -54,9 +54,14 @@ impl Pipeline {
                 tracing::info!(trace_id = %trace.trace_id, %reason, "not a job");
                 return Processed::NotAJob { reason };
             }
-            Parsed::Invalid { ids, error } => {
+            Parsed::Invalid {
+                ids,
+                accounts,
+                error,
+            } => {
                 tracing::info!(job_id = %ids.job_id, trace_id = %trace.trace_id, code = %error.code, message = %error.message, "invalid job");
-                (ids, Outcome::Failed(error))
+                let accounts = self.ingestor.unchecked(&accounts);
+                (ids, Outcome::Failed { error, accounts })
             }
             Parsed::Job(job) => {
                 let span = tracing::info_span!(
@@ -72,11 +77,9 @@ impl Pipeline {
                 (job.ids, outcome)
             }
         };
-        let retry_after = match &outcome {
-            Outcome::Failed(e) => e.retry_after,
-            Outcome::Ready { .. } => None,
-        };
-        let result = ResultMessage::build(&ids, &outcome, attempt, self.max_attempts);
+        let retry_after = outcome.error().and_then(|e| e.retry_after);
+        let version = &self.ingestor.platform().profiles.version;
+        let result = ResultMessage::build(&ids, &outcome, attempt, self.max_attempts, version);
         Processed::Result {
             result: Box::new(result),
             retry_after,
@@ -85,11 +88,16 @@ impl Pipeline {
 
     async fn run(&self, job: &job::Job) -> Outcome {
         let started = std::time::Instant::now();
-        let outcome = guarded(self.ingestor.run(job), self.job_timeout).await;
+        let outcome = guarded(self.ingestor.run(job), self.job_timeout)
+            .await
+            .unwrap_or_else(|error| Outcome::Failed {
+                error,
+                accounts: self.ingestor.unchecked(&job.accounts),
+            });
         let ms = started.elapsed().as_millis() as u64;
         match &outcome {
             Outcome::Ready { assets, .. } => tracing::info!(assets = assets.len(), ms, "job ready"),
-            Outcome::Failed(e) => {
+            Outcome::Failed { error: e, .. } => {
                 tracing::info!(code = %e.code, asset_index = ?e.asset_index, message = %e.message, ms, "job failed")
             }
         }
@@ -99,9 +107,12 @@ impl Pipeline {
 
 /// Runs one try under its deadline; a panic inside becomes `internal` (the
 /// details go to the log only) and a missed deadline `unreachable`.
-async fn guarded(work: impl std::future::Future<Output = Outcome>, deadline: Duration) -> Outcome {
+async fn guarded(
+    work: impl std::future::Future<Output = Outcome>,
+    deadline: Duration,
+) -> Result<Outcome, error::JobError> {
     match tokio::time::timeout(deadline, AssertUnwindSafe(work).catch_unwind()).await {
-        Ok(Ok(outcome)) => outcome,
+        Ok(Ok(outcome)) => Ok(outcome),
         Ok(Err(panic)) => {
             let what = panic
                 .downcast_ref::<&str>()
@@ -109,9 +120,9 @@ async fn guarded(work: impl std::future::Future<Output = Outcome>, deadline: Dur
                 .or_else(|| panic.downcast_ref::<String>().cloned())
                 .unwrap_or_default();
             tracing::error!(panic = %what, "job panicked");
-            Outcome::Failed(error::internal("internal error (see the worker's log)"))
+            Err(error::internal("internal error (see the worker's log)"))
         }
-        Err(_) => Outcome::Failed(error::unreachable(format!(
+        Err(_) => Err(error::unreachable(format!(
             "job deadline of {} s passed",
             deadline.as_secs()
         ))),
@@ -126,7 +137,7 @@ mod tests {
     #[tokio::test]
     async fn a_panic_is_an_internal_failure_of_that_job() {
         let outcome = guarded(async { panic!("boom in a parser") }, Duration::from_secs(5)).await;
-        let Outcome::Failed(e) = outcome else {
+        let Err(e) = outcome else {
             panic!("expected a failure")
         };
         assert_eq!((e.code, e.retryable()), (ErrorCode::Internal, true));
@@ -140,7 +151,7 @@ mod tests {
     #[tokio::test]
     async fn a_missed_deadline_is_unreachable() {
         let outcome = guarded(std::future::pending(), Duration::from_millis(20)).await;
-        let Outcome::Failed(e) = outcome else {
+        let Err(e) = outcome else {
             panic!("expected a failure")
         };
         assert_eq!(e.code, ErrorCode::Unreachable);

@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{ErrorCode, JobError};
 use crate::job::{JobIds, is_valid_id};
+use crate::profiles::verdict::{AccountVerdict, Verdict};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -61,6 +62,22 @@ pub struct AssetOut {
     pub duration_ms: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub codec: Option<String>,
+    /// Present when the stored bytes differ from the source's.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub normalized: Option<NormalizedOut>,
+}
+
+/// What normalisation did to an asset, and what the source was.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NormalizedOut {
+    /// From `orient`, `first_frame`, `flatten`, `resize`, `to_jpeg`,
+    /// `recompress`, `strip_metadata`, in that order.
+    pub steps: Vec<String>,
+    pub source_sha256: String,
+    pub source_bytes: u64,
+    pub source_content_type: String,
+    pub source_width: u32,
+    pub source_height: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -97,6 +114,12 @@ pub struct ResultMessage {
     pub media: Option<MediaOut>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub assets: Option<Vec<AssetOut>>,
+    /// One verdict per targeted account, in the job's order.
+    #[serde(default)]
+    pub accounts: Vec<AccountVerdict>,
+    /// The version of the platform profiles the verdicts come from.
+    #[serde(default)]
+    pub profiles_version: String,
     pub attempts: u32,
     pub error: Option<ErrorOut>,
     pub finished_at: String,
@@ -109,14 +132,35 @@ pub enum Outcome {
         rehosted: bool,
         media: MediaOut,
         assets: Vec<AssetOut>,
+        accounts: Vec<AccountVerdict>,
     },
-    Failed(JobError),
+    Failed {
+        error: JobError,
+        accounts: Vec<AccountVerdict>,
+    },
+}
+
+impl Outcome {
+    /// The failure, if this is one.
+    pub fn error(&self) -> Option<&JobError> {
+        match self {
+            Outcome::Failed { error, .. } => Some(error),
+            Outcome::Ready { .. } => None,
+        }
+    }
 }
 
 impl ResultMessage {
     /// Builds the result of try number `attempts` out of `max_attempts`: a
-    /// retryable failure with tries left is `retry`, otherwise `failed`.
-    pub fn build(ids: &JobIds, outcome: &Outcome, attempts: u32, max_attempts: u32) -> Self {
+    /// retryable failure with tries left is `retry` (every account
+    /// `unchecked`), otherwise `failed`.
+    pub fn build(
+        ids: &JobIds,
+        outcome: &Outcome,
+        attempts: u32,
+        max_attempts: u32,
+        profiles_version: &str,
+    ) -> Self {
         let finished_at = chrono::Utc::now()
             .format("%Y-%m-%dT%H:%M:%S%.3fZ")
             .to_string();
@@ -129,6 +173,8 @@ impl ResultMessage {
             rehosted: None,
             media: None,
             assets: None,
+            accounts: Vec::new(),
+            profiles_version: profiles_version.to_string(),
             attempts,
             error: None,
             finished_at,
@@ -138,18 +184,24 @@ impl ResultMessage {
                 rehosted,
                 media,
                 assets,
+                accounts,
             } => {
                 msg.rehosted = Some(*rehosted);
                 msg.media = Some(media.clone());
                 msg.assets = Some(assets.clone());
+                msg.accounts.clone_from(accounts);
             }
-            Outcome::Failed(err) => {
-                msg.status = if err.retryable() && attempts < max_attempts {
+            Outcome::Failed { error, accounts } => {
+                msg.status = if error.retryable() && attempts < max_attempts {
                     Status::Retry
                 } else {
                     Status::Failed
                 };
-                msg.error = Some(ErrorOut::from(err));
+                msg.error = Some(ErrorOut::from(error));
+                msg.accounts.clone_from(accounts);
+                if msg.status == Status::Retry {
+                    msg.accounts.iter_mut().for_each(unchecked);
+                }
             }
         }
         msg
@@ -170,10 +222,24 @@ impl ResultMessage {
     }
 }
 
+/// An account's verdict made `unchecked` (a retry reports no verdicts).
+fn unchecked(v: &mut AccountVerdict) {
+    v.verdict = Verdict::Unchecked;
+    v.violations.clear();
+    v.skipped.clear();
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::error::unreachable;
+
+    fn failed(error: JobError) -> Outcome {
+        Outcome::Failed {
+            error,
+            accounts: Vec::new(),
+        }
+    }
 
     fn ids(job_id: &str) -> JobIds {
         JobIds {
@@ -186,17 +252,18 @@ mod tests {
 
     #[test]
     fn retry_until_attempts_run_out() {
-        let out = Outcome::Failed(unreachable("503").at(0));
-        let r = ResultMessage::build(&ids("j"), &out, 1, 3);
+        let out = failed(unreachable("503").at(0));
+        let r = ResultMessage::build(&ids("j"), &out, 1, 3, "v");
         assert_eq!(
             (r.status, r.message_id().as_str()),
             (Status::Retry, "j:1:retry")
         );
-        let r = ResultMessage::build(&ids("j"), &out, 3, 3);
+        let r = ResultMessage::build(&ids("j"), &out, 3, 3, "v");
         assert_eq!(r.status, Status::Failed);
         let err = r.error.expect("error");
         assert!(err.retryable, "gave up: failed with retryable true");
-        let json = serde_json::to_value(ResultMessage::build(&ids("j"), &out, 1, 3)).expect("json");
+        let json =
+            serde_json::to_value(ResultMessage::build(&ids("j"), &out, 1, 3, "v")).expect("json");
         assert!(json.get("media").is_none() && json.get("assets").is_none());
         assert_eq!(json["error"]["code"], "unreachable");
         assert_eq!(json["external_id"], serde_json::Value::Null);
@@ -204,12 +271,7 @@ mod tests {
 
     #[test]
     fn message_id_fits_amqp_for_any_job_id() {
-        let r = ResultMessage::build(
-            &ids(&"ü".repeat(300)),
-            &Outcome::Failed(unreachable("x")),
-            1,
-            1,
-        );
+        let r = ResultMessage::build(&ids(&"ü".repeat(300)), &failed(unreachable("x")), 1, 1, "v");
         let id = r.message_id();
         assert!(id.len() < 255 && id.starts_with("invalid-"), "{id}");
     }

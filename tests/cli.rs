@@ -201,7 +201,7 @@ fn the_demo_runs_on_the_fixtures() {
     assert_eq!(out.status.code(), Some(0), "{text}\n{}", stderr(&out));
     assert_eq!(
         text.matches(": ready (rehosted: true)").count(),
-        3,
+        4,
         "{text}"
     );
     assert_eq!(
@@ -210,6 +210,21 @@ fn the_demo_runs_on_the_fixtures() {
         "{text}"
     );
     assert!(text.contains("too_many_images"), "{text}");
+    // Platform verdicts and normalisation, as the demo prints them.
+    assert!(
+        text.contains("== byo-platform-rejected.json: failed"),
+        "{text}"
+    );
+    assert!(text.contains("\"code\": \"platform_rejected\""), "{text}");
+    assert!(text.contains("byo tiktok: ok"), "{text}");
+    assert!(
+        text.contains("byo instagram: rejected: images_per_post"),
+        "{text}"
+    );
+    assert!(
+        text.contains("normalised from image/png 450x600 202916 bytes: orient, flatten, to_jpeg, strip_metadata"),
+        "{text}"
+    );
 }
 
 #[tokio::test]
@@ -250,6 +265,8 @@ fn the_demo_runs_from_any_directory() {
     assert_eq!(out.status.code(), Some(0), "{text}\n{}", stderr(&out));
     for job in [
         "byo-slideshow",
+        "byo-two-platforms",
+        "byo-platform-rejected",
         "byo-video",
         "byo-video-moov-end",
         "hosted-slideshow",

@@ -136,7 +136,7 @@ async fn a_300_mb_video_streams_through_a_small_heap() {
     let pipeline = pipeline_for(dir.path(), &[], fetch).await;
     let job = serde_json::json!({
         "post_id": "p", "workspace_id": "w",
-        "accounts": [{"id": "a", "platform": "instagram", "type": "byo"}],
+        "accounts": [{"id": "a", "platform": "youtube", "type": "byo"}],
         "media": {"type": "video", "url": origin.url("gen/big.mp4?mib=300&seed=7")},
     });
     let body = serde_json::to_vec(&job).expect("json");

@@ -26,6 +26,14 @@ const DEMO_JOBS: &[(&str, &str)] = &[
         include_str!("../../fixtures/jobs/byo-slideshow.json"),
     ),
     (
+        "byo-two-platforms.json",
+        include_str!("../../fixtures/jobs/byo-two-platforms.json"),
+    ),
+    (
+        "byo-platform-rejected.json",
+        include_str!("../../fixtures/jobs/byo-platform-rejected.json"),
+    ),
+    (
         "byo-video.json",
         include_str!("../../fixtures/jobs/byo-video.json"),
     ),
@@ -84,7 +92,7 @@ pub async fn run(config: &Config, media: Option<&Path>, jobs: Option<&Path>) -> 
             Ok(r) => r,
             Err(status) => return status,
         };
-        let expect_failure = name.starts_with("invalid");
+        let expect_failure = name.starts_with("invalid") || name.contains("rejected");
         if (result.status == Status::Ready) == expect_failure {
             unexpected += 1;
         }
@@ -145,6 +153,37 @@ fn print_result(name: &str, result: &ResultMessage) {
             a.duration_ms
                 .map(|d| format!(" {d} ms {}", a.codec.as_deref().unwrap_or("")))
                 .unwrap_or_default(),
+        );
+        if let Some(n) = &a.normalized {
+            println!(
+                "       normalised from {} {}x{} {} bytes: {}",
+                n.source_content_type,
+                n.source_width,
+                n.source_height,
+                n.source_bytes,
+                n.steps.join(", ")
+            );
+        }
+    }
+    for v in &result.accounts {
+        let rules: Vec<String> = v
+            .violations
+            .iter()
+            .map(|x| match x.asset_index {
+                Some(i) => format!("{} (asset {i})", x.rule),
+                None => x.rule.clone(),
+            })
+            .collect();
+        println!(
+            "   {} {}: {}{}",
+            v.kind,
+            v.platform,
+            v.verdict.as_str(),
+            if rules.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", rules.join(", "))
+            }
         );
     }
     println!();

@@ -6,6 +6,7 @@ pub mod demo;
 pub mod healthcheck;
 pub mod ingest;
 pub mod origin;
+pub mod profiles;
 pub mod replay_dead;
 pub mod worker;
 

@@ -185,6 +185,36 @@ pub const SETTINGS: &[Setting] = &[
         "true (loopback, private, CGNAT, unique-local) or a comma list of CIDRs origins may resolve to",
     ),
     s(
+        "REHOST_PROFILES",
+        "profiles",
+        "built in",
+        "TOML file of platform profiles replacing or adding to the built-in ones",
+    ),
+    s(
+        "REHOST_PLATFORM_CHECKS",
+        "platform-checks",
+        "enforce",
+        "enforce (a post no account can take fails), report (verdicts only) or off (no verdicts, no normalisation)",
+    ),
+    s(
+        "REHOST_NORMALIZE",
+        "normalize",
+        "true",
+        "make re-hosted images acceptable to the accounts' platforms (orient, scale, JPEG) where no cropping is needed",
+    ),
+    s(
+        "REHOST_STRIP_METADATA",
+        "strip-metadata",
+        "true",
+        "store re-hosted images without EXIF/GPS, XMP, IPTC, comments and PNG text (colour profiles and orientation kept)",
+    ),
+    s(
+        "REHOST_JPEG_QUALITY",
+        "jpeg-quality",
+        "90",
+        "quality of re-encoded JPEGs (50 to 100), lowered in steps to 50 to meet a byte limit",
+    ),
+    s(
         "REHOST_STALL_SECS",
         "stall-secs",
         "300",

@@ -29,6 +29,18 @@ const EMBEDDED: &[(&str, &[u8])] = &[
         "photo.webp",
         include_bytes!("../../fixtures/media/photo.webp"),
     ),
+    (
+        "phone-exif6.png",
+        include_bytes!("../../fixtures/media/phone-exif6.png"),
+    ),
+    (
+        "phone-exif6.jpg",
+        include_bytes!("../../fixtures/media/phone-exif6.jpg"),
+    ),
+    (
+        "tall-1x3.jpg",
+        include_bytes!("../../fixtures/media/tall-1x3.jpg"),
+    ),
     ("clip.mp4", include_bytes!("../../fixtures/media/clip.mp4")),
     (
         "clip-moov-end.mp4",

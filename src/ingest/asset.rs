@@ -5,7 +5,8 @@ use crate::config::Limits;
 use crate::error::JobError;
 use crate::fetch::Body;
 use crate::job::JobKind;
-use crate::media::Kind;
+use crate::media::{Format, Kind, MediaInfo};
+use crate::profiles::facts::VideoFacts;
 
 /// Bytes read before sniffing: enough for every signature and for most
 /// image headers and WebM track headers.
@@ -53,4 +54,23 @@ pub(super) fn append(buf: &mut Vec<u8>, chunk: &[u8], limit: u64) {
         buf.reserve_exact(target - buf.len());
     }
     buf.extend_from_slice(chunk);
+}
+
+/// What the profiles judge of a video.
+pub(super) fn video_facts(format: Format, info: &MediaInfo, bytes: Option<u64>) -> VideoFacts {
+    VideoFacts {
+        container: crate::normalize::profile_format(
+            format,
+            &crate::media::image::meta::ImageMeta::default(),
+        ),
+        codec: info.codec.clone(),
+        audio: info.audio.clone(),
+        bytes,
+        duration_ms: info.duration_ms,
+        fps_milli: info.fps_milli,
+        width: info.width,
+        height: info.height,
+        moov_first: info.moov_first,
+        edit_list: info.edit_list,
+    }
 }

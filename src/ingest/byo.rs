@@ -8,45 +8,50 @@ use std::time::Instant;
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
 
-use super::asset::{PREFIX_BYTES, append, fill, max_bytes};
-use super::{AssetResult, Ingestor};
+use super::asset::{PREFIX_BYTES, append, fill, max_bytes, video_facts};
+use super::{Asset, AssetResult, Checked, Ingestor};
 use crate::error::{self, JobError};
 use crate::fetch::Body;
-use crate::job::{JobKind, SourceUrl};
+use crate::job::JobKind;
 use crate::media::check::{self, Kind};
+use crate::media::image::{Dimensions, meta};
 use crate::media::video::VideoProbe;
 use crate::media::{Format, MediaInfo, Need};
 use crate::metrics::METRICS;
-use crate::result::AssetOut;
+use crate::normalize::Source;
+use crate::profiles::facts::Facts;
+use crate::result::{AssetOut, NormalizedOut};
 use crate::store::{Content, Store, Stored, Upload};
 
-pub(super) async fn ingest(
-    ing: &Ingestor,
-    store: &Store,
-    workspace: &str,
-    src: &SourceUrl,
-    kind: JobKind,
-) -> AssetResult {
+pub(super) async fn ingest(ing: &Ingestor, store: &Store, a: &Asset<'_>) -> AssetResult {
     let opened = ing
         .fetcher
-        .open(&src.url, None, max_bytes(&ing.limits, kind))
+        .open(&a.src.url, None, max_bytes(&ing.limits, a.kind))
         .await?;
     let declared = opened.content_length;
-    let (stored, info) = match kind {
-        JobKind::Slideshow => image(ing, store, workspace, opened.body, declared).await?,
-        JobKind::Video => video(store, workspace, opened.body, declared).await?,
-    };
-    Ok(stored.asset(src, info))
+    match a.kind {
+        JobKind::Slideshow => image(ing, store, a, opened.body, declared).await,
+        JobKind::Video => {
+            let (record, info) = video(store, a.workspace, opened.body, declared).await?;
+            let facts = video_facts(record.format, &info, Some(record.bytes));
+            Ok(Checked {
+                out: record.asset(&a.src.raw, info),
+                facts: Some(Facts::Video(facts)),
+                ..Checked::default()
+            })
+        }
+    }
 }
 
-/// Reads a whole image into memory, checks it, and stores it.
+/// Reads a whole image into memory, checks it, normalises it for the
+/// post's accounts, and stores it.
 async fn image(
     ing: &Ingestor,
     store: &Store,
-    workspace: &str,
-    mut body: Body,
+    a: &Asset<'_>,
+    body: Body,
     declared: Option<u64>,
-) -> Result<(Record, MediaInfo), JobError> {
+) -> AssetResult {
     let reserve = declared
         .unwrap_or(ing.limits.max_image_bytes)
         .div_ceil(1024)
@@ -56,6 +61,86 @@ async fn image(
         .acquire_many(u32::try_from(reserve).unwrap_or(u32::MAX))
         .await
         .map_err(|_| error::internal("image buffer budget closed"))?;
+    let (format, dims, buf) = read_image(ing, body, declared).await?;
+    let source = Source {
+        format,
+        dims,
+        meta: meta::scan(format, &buf),
+        bytes: buf,
+    };
+    let source_sha = hex::encode(Sha256::digest(&source.bytes));
+    let from = Origin::of(&source, source_sha);
+    let shapers: Vec<_> = a.shapers.iter().map(|(i, p)| (*i, p)).collect();
+    let n = ing.normalizer.apply(source, &shapers).await?;
+    let facts = n.facts();
+    let sha = if n.steps.is_empty() {
+        from.sha256.clone()
+    } else {
+        hex::encode(Sha256::digest(&n.bytes))
+    };
+    let bytes = n.bytes.len() as u64;
+    let started = Instant::now();
+    let content = Content {
+        workspace: a.workspace,
+        sha256: &sha,
+        format: n.format,
+    };
+    let stored = store.put(content, Bytes::from(n.bytes)).await?;
+    let info = MediaInfo {
+        width: Some(facts.width),
+        height: Some(facts.height),
+        ..MediaInfo::default()
+    };
+    let mut out = Record::new(stored, sha, bytes, n.format, started).asset(&a.src.raw, info);
+    out.normalized = (!n.steps.is_empty()).then(|| from.described(&n.steps));
+    Ok(Checked {
+        out,
+        facts: Some(Facts::Image(facts)),
+        meta: Some(n.meta),
+        unfit: n.unfit,
+    })
+}
+
+/// The source of a normalised image, as results describe it.
+struct Origin {
+    sha256: String,
+    bytes: u64,
+    format: Format,
+    width: u32,
+    height: u32,
+}
+
+impl Origin {
+    fn of(src: &Source, sha256: String) -> Self {
+        let f = src.facts();
+        Origin {
+            sha256,
+            bytes: src.bytes.len() as u64,
+            format: src.format,
+            width: f.width,
+            height: f.height,
+        }
+    }
+
+    fn described(&self, steps: &[crate::normalize::Step]) -> NormalizedOut {
+        NormalizedOut {
+            steps: steps.iter().map(|s| s.as_str().to_string()).collect(),
+            source_sha256: self.sha256.clone(),
+            source_bytes: self.bytes,
+            source_content_type: self.format.content_type().into(),
+            source_width: self.width,
+            source_height: self.height,
+        }
+    }
+}
+
+/// Reads a whole image body, checking its format, header (the pixel limit)
+/// and structure on the way.
+async fn read_image(
+    ing: &Ingestor,
+    mut body: Body,
+    declared: Option<u64>,
+) -> Result<(Format, Dimensions, Vec<u8>), JobError> {
     let mut buf = Vec::with_capacity(
         usize::try_from(declared.unwrap_or(0))
             .unwrap_or(0)
@@ -83,21 +168,7 @@ async fn image(
         }
     }
     check::image_complete(format, &buf)?;
-    let sha = hex::encode(Sha256::digest(&buf));
-    let bytes = buf.len() as u64;
-    let started = Instant::now();
-    let content = Content {
-        workspace,
-        sha256: &sha,
-        format,
-    };
-    let stored = store.put(content, Bytes::from(buf)).await?;
-    let info = MediaInfo {
-        width: Some(dims.width),
-        height: Some(dims.height),
-        ..MediaInfo::default()
-    };
-    Ok((Record::new(stored, sha, bytes, format, started), info))
+    Ok((format, dims, buf))
 }
 
 /// Streams a video into the store while probing and hashing it.
@@ -146,7 +217,7 @@ impl Record {
     }
 
     /// Records the store metrics and logs, and builds the asset's record.
-    fn asset(self, src: &SourceUrl, info: MediaInfo) -> AssetOut {
+    fn asset(self, source_url: &str, info: MediaInfo) -> AssetOut {
         METRICS
             .store_seconds
             .observe(self.started.elapsed().as_secs_f64());
@@ -156,7 +227,7 @@ impl Record {
         tracing::info!(key = %self.stored.key, bytes = self.bytes, stored = self.stored.new, "asset re-hosted");
         AssetOut {
             index: 0,
-            source_url: src.raw.clone(),
+            source_url: source_url.to_string(),
             url: self.stored.url,
             sha256: Some(self.sha),
             bytes: Some(self.bytes),
@@ -165,6 +236,7 @@ impl Record {
             height: info.height,
             duration_ms: info.duration_ms,
             codec: info.codec,
+            normalized: None,
         }
     }
 }

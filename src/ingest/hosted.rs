@@ -11,14 +11,17 @@
 //! dropped before the next request, so an asset never waits for a
 //! connection place to its host while holding one itself.
 
-use super::asset::{PREFIX_BYTES, append, fill, max_bytes, media_kind};
-use super::{AssetResult, Ingestor};
+use super::asset::{PREFIX_BYTES, append, fill, max_bytes, media_kind, video_facts};
+use super::{AssetResult, Checked, Ingestor};
 use crate::error::JobError;
 use crate::fetch::{Body, Fetcher, Range};
 use crate::job::{JobKind, SourceUrl};
 use crate::media::check::{self, IMAGE_HEADER_CAP};
+use crate::media::image::Dimensions;
+use crate::media::image::meta::{self, ImageMeta};
 use crate::media::video::{Partial, VideoProbe};
 use crate::media::{Format, MediaError, MediaInfo, Need};
+use crate::profiles::facts::Facts;
 use crate::result::AssetOut;
 
 /// Largest file tail read to find a trailing `moov`.
@@ -119,7 +122,8 @@ pub(super) async fn check(ing: &Ingestor, src: &SourceUrl, kind: Option<JobKind>
     };
     let bytes = p.total.or(p.whole().then_some(p.head.len() as u64));
     tracing::info!(bytes = ?bytes, read = p.head.len(), "asset confirmed");
-    Ok(AssetOut {
+    let (facts, meta) = facts(format, &info, &p.head, bytes);
+    let out = AssetOut {
         index: 0,
         source_url: src.raw.clone(),
         url: src.raw.clone(),
@@ -130,7 +134,33 @@ pub(super) async fn check(ing: &Ingestor, src: &SourceUrl, kind: Option<JobKind>
         height: info.height,
         duration_ms: info.duration_ms,
         codec: info.codec,
+        normalized: None,
+    };
+    Ok(Checked {
+        out,
+        facts: Some(facts),
+        meta,
+        unfit: Vec::new(),
     })
+}
+
+/// What the profiles would judge of the asset, from what was read.
+fn facts(
+    format: Format,
+    info: &MediaInfo,
+    head: &[u8],
+    bytes: Option<u64>,
+) -> (Facts, Option<ImageMeta>) {
+    if !format.is_image() {
+        return (Facts::Video(video_facts(format, info, bytes)), None);
+    }
+    let m = meta::scan(format, head);
+    let dims = Dimensions {
+        width: info.width.unwrap_or(0),
+        height: info.height.unwrap_or(0),
+    };
+    let f = crate::normalize::image_facts(format, dims, &m, bytes);
+    (Facts::Image(f), Some(m))
 }
 
 /// The sniffed format of any kind, its declared size checked against that

@@ -17,13 +17,21 @@ use futures_util::stream::FuturesUnordered;
 use tokio::sync::Semaphore;
 use tracing::Instrument;
 
-use crate::config::Limits;
+use crate::config::{Limits, PlatformConfig};
 use crate::error::{self, JobError};
 use crate::fetch::Fetcher;
-use crate::job::{Job, JobKind, Media, SourceUrl};
+use crate::job::{Account, Job, JobKind, Media, SourceUrl};
+use crate::media::image::meta::ImageMeta;
 use crate::metrics::{METRICS, labels};
+use crate::normalize::Normalizer;
+use crate::profiles::facts::Facts;
+use crate::profiles::verdict::{self, AccountVerdict};
 use crate::result::{AssetOut, MediaOut, Outcome};
 use crate::store::Store;
+
+pub use judge::unfit_violation;
+
+mod judge;
 
 /// Assets of one job fetched at once: all of a slideshow's, so their
 /// latencies overlap. The per-host connection cap and the image buffer
@@ -43,14 +51,34 @@ pub struct Ingestor {
     limits: Limits,
     /// Permits are KiB of image buffer; see [`IMAGE_BUFFER_BUDGET`].
     buffers: Arc<Semaphore>,
+    platform: PlatformConfig,
+    normalizer: Normalizer,
 }
 
-/// What one asset contributes to the job: where it lives now and what it is.
-type AssetResult = Result<AssetOut, JobError>;
+/// One asset done: what the result reports, and what the profiles judge.
+#[derive(Debug, Clone, Default)]
+pub struct Checked {
+    pub out: AssetOut,
+    /// The asset as stored (or, hosted, as read).
+    pub facts: Option<Facts>,
+    /// An image's metadata as stored (or as its prefix showed).
+    pub meta: Option<ImageMeta>,
+    /// Accounts (job indices) whose needed re-encode could not be done
+    /// within the decode budget.
+    pub unfit: Vec<usize>,
+}
+
+/// What one asset contributes to the job.
+pub type AssetResult = Result<Checked, JobError>;
 
 impl Ingestor {
     /// `store` is needed only for jobs that re-host.
-    pub fn new(fetcher: Fetcher, store: Option<Store>, limits: Limits) -> Self {
+    pub fn new(
+        fetcher: Fetcher,
+        store: Option<Store>,
+        limits: Limits,
+        platform: PlatformConfig,
+    ) -> Self {
         let budget = IMAGE_BUFFER_BUDGET.max(limits.max_image_bytes * 2) / 1024;
         Ingestor {
             fetcher,
@@ -59,16 +87,41 @@ impl Ingestor {
             buffers: Arc::new(Semaphore::new(
                 usize::try_from(budget).unwrap_or(Semaphore::MAX_PERMITS),
             )),
+            normalizer: Normalizer::new(platform.normalize),
+            platform,
         }
+    }
+
+    /// The platform settings jobs are judged by.
+    pub fn platform(&self) -> &PlatformConfig {
+        &self.platform
+    }
+
+    /// Every account `unchecked`: the verdicts of a job that failed its
+    /// base checks, retried or was not run.
+    pub fn unchecked(&self, accounts: &[Account]) -> Vec<AccountVerdict> {
+        verdict::unchecked(accounts, &self.platform.profiles)
     }
 
     /// Runs one try of `job` (no deadline here: the caller sets it).
     pub async fn run(&self, job: &Job) -> Outcome {
+        match self.assets(job).await {
+            Ok(checked) => judge::outcome(self, job, checked),
+            Err(error) => Outcome::Failed {
+                error,
+                accounts: self.unchecked(&job.accounts),
+            },
+        }
+    }
+
+    /// Every asset checked (and stored, when re-hosting), or the failure
+    /// the job reports.
+    async fn assets(&self, job: &Job) -> Result<Vec<Checked>, JobError> {
         let rehost = job.rehosts();
         let store = match (&self.store, rehost) {
             (Some(s), true) => Some(s),
             (None, true) => {
-                return Outcome::Failed(error::internal(
+                return Err(error::internal(
                     "this job re-hosts but no store is configured",
                 ));
             }
@@ -76,6 +129,7 @@ impl Ingestor {
         };
         let kind = job.media.kind();
         let sources = job.media.sources();
+        let shapers = judge::shapers(self, job);
         // Bounded concurrency without a closure-built stream (whose borrowed
         // futures defeat rustc's `Send` inference in spawned tasks).
         let mut pending = sources.iter().enumerate();
@@ -86,7 +140,14 @@ impl Ingestor {
                 let Some((index, src)) = pending.next() else {
                     break;
                 };
-                running.push(self.indexed(job, index, src, kind, store));
+                let asset = Asset {
+                    workspace: &job.ids.workspace_id,
+                    src,
+                    kind,
+                    store,
+                    shapers: &shapers,
+                };
+                running.push(self.indexed(index, asset));
             }
             let Some((index, result)) = running.next().await else {
                 break;
@@ -94,35 +155,19 @@ impl Ingestor {
             if let Err(e) = &result {
                 tracing::info!(index, code = %e.code, message = %e.message, "asset failed");
             }
-            results[index] = Some(
-                result
-                    .map(|a| AssetOut { index, ..a })
-                    .map_err(|e| e.at(index)),
-            );
+            results[index] = Some(result.map_err(|e| e.at(index)).map(|mut c| {
+                c.out.index = index;
+                c
+            }));
             if let Some(err) = decided_failure(&results) {
                 // Dropping the futures cancels the other fetches and aborts
                 // their uploads.
-                return Outcome::Failed(err);
+                return Err(err);
             }
         }
-        let assets: Vec<AssetOut> = match results.into_iter().collect::<Option<Result<Vec<_>, _>>>()
-        {
-            Some(Ok(a)) => a,
-            Some(Err(e)) => return Outcome::Failed(e),
-            None => return Outcome::Failed(error::internal("an asset produced no result")),
-        };
-        let media = match &job.media {
-            Media::Video(_) => MediaOut::Video {
-                url: assets.first().map(|a| a.url.clone()).unwrap_or_default(),
-            },
-            Media::Slideshow(_) => MediaOut::Slideshow {
-                urls: assets.iter().map(|a| a.url.clone()).collect(),
-            },
-        };
-        Outcome::Ready {
-            rehosted: rehost,
-            media,
-            assets,
+        match results.into_iter().collect::<Option<Result<Vec<_>, _>>>() {
+            Some(r) => r,
+            None => Err(error::internal("an asset produced no result")),
         }
     }
 
@@ -135,35 +180,16 @@ impl Ingestor {
         hosted::check(self, src, kind).await
     }
 
-    async fn indexed(
-        &self,
-        job: &Job,
-        index: usize,
-        src: &SourceUrl,
-        kind: JobKind,
-        store: Option<&Store>,
-    ) -> (usize, AssetResult) {
-        let span = tracing::info_span!("asset", index, url = %src.url);
-        (
-            index,
-            self.asset(job, src, kind, store).instrument(span).await,
-        )
+    async fn indexed(&self, index: usize, asset: Asset<'_>) -> (usize, AssetResult) {
+        let span = tracing::info_span!("asset", index, url = %asset.src.url);
+        (index, self.asset(asset).instrument(span).await)
     }
 
-    async fn asset(
-        &self,
-        job: &Job,
-        src: &SourceUrl,
-        kind: JobKind,
-        store: Option<&Store>,
-    ) -> AssetResult {
+    async fn asset(&self, a: Asset<'_>) -> AssetResult {
         let started = std::time::Instant::now();
-        let (path, result) = match store {
-            Some(store) => (
-                "byo",
-                byo::ingest(self, store, &job.ids.workspace_id, src, kind).await,
-            ),
-            None => ("hosted", hosted::check(self, src, Some(kind)).await),
+        let (path, result) = match a.store {
+            Some(store) => ("byo", byo::ingest(self, store, &a).await),
+            None => ("hosted", hosted::check(self, a.src, Some(a.kind)).await),
         };
         METRICS
             .fetch_seconds
@@ -174,6 +200,28 @@ impl Ingestor {
             .get_or_create(&labels(&[("path", path), ("outcome", outcome)]))
             .inc();
         result
+    }
+}
+
+/// One asset of a job, with what its path needs.
+pub(crate) struct Asset<'a> {
+    pub workspace: &'a str,
+    pub src: &'a SourceUrl,
+    pub kind: JobKind,
+    pub store: Option<&'a Store>,
+    /// The accounts re-hosted images are normalised for.
+    pub shapers: &'a [(usize, crate::profiles::Profile)],
+}
+
+/// The media object of a ready job: the input's shape, the assets' URLs.
+fn media_out(media: &Media, assets: &[AssetOut]) -> MediaOut {
+    match media {
+        Media::Video(_) => MediaOut::Video {
+            url: assets.first().map(|a| a.url.clone()).unwrap_or_default(),
+        },
+        Media::Slideshow(_) => MediaOut::Slideshow {
+            urls: assets.iter().map(|a| a.url.clone()).collect(),
+        },
     }
 }
 
@@ -207,7 +255,7 @@ mod tests {
     }
 
     fn ok() -> Option<AssetResult> {
-        Some(Ok(AssetOut::default()))
+        Some(Ok(Checked::default()))
     }
 
     #[test]

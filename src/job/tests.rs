@@ -228,10 +228,27 @@ fn ids_are_echoed_even_when_invalid() {
     let mut v = base();
     v["workspace_id"] = json!("../../etc");
     match parse(&body(v), None) {
-        Parsed::Invalid { ids, error } => {
+        Parsed::Invalid { ids, error, .. } => {
             assert_eq!(ids.workspace_id, "../../etc");
             assert_eq!(error.code, ErrorCode::InvalidPayload);
         }
         other => panic!("expected Invalid, got {other:?}"),
     }
+}
+
+#[test]
+fn an_invalid_job_keeps_its_accounts_only_when_they_are_base() {
+    let mut bad_media = base();
+    bad_media["media"] = json!({"type": "video"});
+    let Parsed::Invalid { accounts, .. } = parse(&body(bad_media), None) else {
+        panic!("invalid");
+    };
+    assert_eq!(accounts.len(), 2);
+    assert_eq!(accounts[1].platform, "instagram");
+    let mut bad_accounts = base();
+    bad_accounts["accounts"] = json!([{"id": "a", "platform": "x", "type": "other"}]);
+    let Parsed::Invalid { accounts, .. } = parse(&body(bad_accounts), None) else {
+        panic!("invalid");
+    };
+    assert!(accounts.is_empty());
 }

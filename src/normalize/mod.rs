@@ -58,25 +58,40 @@ pub struct Source {
 impl Source {
     /// The facts the profiles judge, as the image displays.
     pub fn facts(&self) -> ImageFacts {
-        let Dimensions { width, height } = self.dims;
-        let (width, height) = if self.meta.turns() {
-            (height, width)
-        } else {
-            (width, height)
-        };
-        ImageFacts {
-            format: image_format_name(self.format, &self.meta),
-            bytes: self.bytes.len() as u64,
-            width,
-            height,
-            animated: self.meta.animated,
-        }
+        image_facts(
+            self.format,
+            self.dims,
+            &self.meta,
+            Some(self.bytes.len() as u64),
+        )
     }
 }
 
-/// The name profiles use for an image format (`mpo` for a multi-picture
-/// JPEG).
-pub fn image_format_name(format: Format, meta: &ImageMeta) -> &'static str {
+/// An image's facts as it displays (its EXIF orientation applied).
+pub fn image_facts(
+    format: Format,
+    dims: Dimensions,
+    meta: &ImageMeta,
+    bytes: Option<u64>,
+) -> ImageFacts {
+    let Dimensions { width, height } = dims;
+    let (width, height) = if meta.turns() {
+        (height, width)
+    } else {
+        (width, height)
+    };
+    ImageFacts {
+        format: profile_format(format, meta),
+        bytes,
+        width,
+        height,
+        animated: meta.animated,
+    }
+}
+
+/// The name profiles use for a format (`jpeg`, ...; `mpo` for a
+/// multi-picture JPEG).
+pub fn profile_format(format: Format, meta: &ImageMeta) -> &'static str {
     match format {
         Format::Jpeg if meta.multi_picture => "mpo",
         Format::Jpeg => "jpeg",
@@ -100,6 +115,18 @@ pub struct Normalized {
     pub steps: Vec<Step>,
     /// The accounts whose needed re-encode could not fit the decode budget.
     pub unfit: Vec<usize>,
+}
+
+impl Normalized {
+    /// The stored image's facts.
+    pub fn facts(&self) -> ImageFacts {
+        image_facts(
+            self.format,
+            self.dims,
+            &self.meta,
+            Some(self.bytes.len() as u64),
+        )
+    }
 }
 
 /// Runs plans. Cheap to clone.

@@ -250,7 +250,7 @@ pub fn takes(profile: &Profile, format: &str) -> bool {
 fn above_max(profile: &Profile, rule: RuleId, f: &ImageFacts) -> bool {
     let (w, h) = (f64::from(f.width), f64::from(f.height));
     let measured = match rule {
-        RuleId::ImageBytes => f.bytes as f64,
+        RuleId::ImageBytes => f.bytes.unwrap_or(0) as f64,
         RuleId::ImageWidth => w,
         RuleId::ImageHeight => h,
         RuleId::ImageShortSide => w.min(h),

@@ -66,6 +66,19 @@ pub fn judge(profile: &Profile, assets: &[Facts]) -> Judgement {
     j
 }
 
+/// The post-level violations (the image count) of a post of `images`.
+pub fn post_violations(profile: &Profile, images: usize) -> Vec<Violation> {
+    let mut j = Judgement::default();
+    for rule in profile
+        .rules
+        .iter()
+        .filter(|r| r.id == RuleId::ImagesPerPost)
+    {
+        post_rule(profile, rule, images, &mut j);
+    }
+    j.violations
+}
+
 fn post_rule(profile: &Profile, rule: &Rule, images: usize, j: &mut Judgement) {
     if let Some(v) = violation(profile, rule, None, &Measure::Num(images as f64)) {
         j.violations.push(v);
@@ -76,7 +89,7 @@ fn image_measure(id: RuleId, f: &ImageFacts) -> Option<Measure> {
     let (w, h) = (f.width, f.height);
     Some(match id {
         RuleId::ImageFormat => Measure::Text(f.format.into()),
-        RuleId::ImageBytes => Measure::Num(f.bytes as f64),
+        RuleId::ImageBytes => Measure::Num(f.bytes? as f64),
         RuleId::ImageWidth => Measure::Num(f64::from(w)),
         RuleId::ImageHeight => Measure::Num(f64::from(h)),
         RuleId::ImageShortSide => Measure::Num(f64::from(w.min(h))),
@@ -93,7 +106,7 @@ fn video_measure(id: RuleId, f: &VideoFacts) -> Option<Measure> {
         RuleId::VideoContainer => Measure::Text(f.container.into()),
         RuleId::VideoCodec => Measure::Text(f.codec.clone()?),
         RuleId::AudioCodec => Measure::Text(f.audio.clone()?),
-        RuleId::VideoBytes => Measure::Num(f.bytes as f64),
+        RuleId::VideoBytes => Measure::Num(f.bytes? as f64),
         RuleId::Duration => Measure::Num(f.duration_ms? as f64 / 1000.0),
         RuleId::FrameRate => Measure::Num(f64::from(f.fps_milli?) / 1000.0),
         RuleId::VideoWidth => Measure::Num(f64::from(f.width?)),

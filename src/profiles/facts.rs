@@ -6,7 +6,8 @@ pub struct ImageFacts {
     /// `jpeg`, `png` or `webp`; a multi-picture JPEG (MPO) is `mpo`, which
     /// platforms taking only plain JPEG refuse.
     pub format: &'static str,
-    pub bytes: u64,
+    /// Absent when the origin did not say (a hosted prefix read).
+    pub bytes: Option<u64>,
     /// As displayed (the EXIF orientation applied).
     pub width: u32,
     pub height: u32,
@@ -21,7 +22,7 @@ pub struct VideoFacts {
     pub codec: Option<String>,
     /// `none` without an audio track; absent when unknown.
     pub audio: Option<String>,
-    pub bytes: u64,
+    pub bytes: Option<u64>,
     pub duration_ms: Option<u64>,
     pub fps_milli: Option<u32>,
     /// As displayed (after the container's rotation).
@@ -35,7 +36,7 @@ impl VideoFacts {
     /// Average bits per second over the whole file.
     pub fn bitrate(&self) -> Option<f64> {
         let ms = self.duration_ms.filter(|d| *d > 0)?;
-        Some(self.bytes as f64 * 8.0 * 1000.0 / ms as f64)
+        Some(self.bytes? as f64 * 8.0 * 1000.0 / ms as f64)
     }
 }
 

@@ -5,7 +5,7 @@ use super::*;
 fn image(format: &'static str, bytes: u64, w: u32, h: u32) -> Facts {
     Facts::Image(ImageFacts {
         format,
-        bytes,
+        bytes: Some(bytes),
         width: w,
         height: h,
         animated: false,
@@ -17,7 +17,7 @@ fn video() -> VideoFacts {
         container: "mp4",
         codec: Some("h264".into()),
         audio: Some("aac".into()),
-        bytes: 10_000_000,
+        bytes: Some(10_000_000),
         duration_ms: Some(30_000),
         fps_milli: Some(30_000),
         width: Some(1080),
@@ -174,7 +174,7 @@ fn tiktoks_1080p_and_animation_rules() {
     ];
     let animated = Facts::Image(ImageFacts {
         format: "webp",
-        bytes: 1,
+        bytes: Some(1),
         width: 10,
         height: 10,
         animated: true,

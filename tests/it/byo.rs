@@ -8,7 +8,7 @@ use crate::helpers::*;
 #[tokio::test]
 async fn slideshow_is_stored_under_sha256_keys_in_order() {
     let origin = origin().await;
-    let h = default_harness().await;
+    let h = verbatim_harness().await;
     let files = [
         "photo.jpg",
         "graphic.png",

@@ -100,6 +100,24 @@ pub async fn default_harness() -> Harness {
     harness(Options::default()).await
 }
 
+/// Settings that store re-hosted images exactly as fetched: no
+/// normalisation, no metadata stripping.
+pub fn verbatim() -> Vec<(&'static str, String)> {
+    vec![
+        ("REHOST_NORMALIZE", "false".into()),
+        ("REHOST_STRIP_METADATA", "false".into()),
+    ]
+}
+
+/// A harness that stores images exactly as fetched.
+pub async fn verbatim_harness() -> Harness {
+    harness(Options {
+        settings: verbatim(),
+        ..Options::default()
+    })
+    .await
+}
+
 pub fn accounts(byo: bool) -> Value {
     let mut a = vec![json!({"id": "h1", "platform": "tiktok", "type": "hosted"})];
     if byo {

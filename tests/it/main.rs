@@ -8,5 +8,6 @@ mod codes;
 mod guard;
 mod hosted;
 mod hostile;
+mod platforms;
 mod s3;
 mod s3_server;

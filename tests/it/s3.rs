@@ -53,9 +53,12 @@ async fn stored_object(server: &S3Server, a: &rehost::result::AssetOut) -> bytes
     body
 }
 
+/// An S3 harness storing images exactly as fetched (these tests are about
+/// the store, not normalisation).
 async fn s3_harness(server: &S3Server) -> Harness {
     harness(Options {
         store: TestStore::Config(StoreConfig::S3(server.config())),
+        settings: verbatim(),
         ..Options::default()
     })
     .await

@@ -123,6 +123,33 @@ pub(crate) fn segments(buf: &[u8]) -> Result<Vec<(u8, usize, usize)>, ProbeError
     }
 }
 
+/// The marker segments before the first scan, as far as `buf` goes (a
+/// prefix of the file will do): where a JPEG keeps its metadata.
+pub(crate) fn header_segments(buf: &[u8]) -> Vec<(u8, usize, usize)> {
+    let mut out = Vec::new();
+    let Ok(mut pos) = start(buf) else {
+        return out;
+    };
+    while let Ok((m, after)) = marker(buf, pos) {
+        if matches!(m, SOS | EOI) {
+            break;
+        }
+        let end = if is_standalone(m) {
+            Ok(after)
+        } else {
+            skip_segment(buf, after)
+        };
+        match end {
+            Ok(end) if end <= buf.len() => {
+                out.push((m, pos, end));
+                pos = end;
+            }
+            _ => break,
+        }
+    }
+    out
+}
+
 /// Skips entropy-coded data: returns the position of the next real marker
 /// (an 0xFF not followed by 0x00, a restart marker or fill).
 fn scan_entropy(buf: &[u8], mut pos: usize) -> Result<usize, ProbeError> {

@@ -28,7 +28,8 @@ impl ImageMeta {
     }
 }
 
-/// Scans a whole image of `format`.
+/// Scans an image of `format`, whole or a prefix of it (what the prefix
+/// holds is reported).
 pub fn scan(format: Format, buf: &[u8]) -> ImageMeta {
     let mut m = ImageMeta {
         orientation: 1,
@@ -49,10 +50,7 @@ pub(crate) fn app_is(buf: &[u8], start: usize, id: &[u8]) -> bool {
 }
 
 fn scan_jpeg(buf: &[u8], m: &mut ImageMeta) {
-    let Ok(segments) = jpeg::segments(buf) else {
-        return;
-    };
-    for (marker, start, end) in segments {
+    for (marker, start, end) in jpeg::header_segments(buf) {
         match marker {
             0xE1 if app_is(buf, start, b"Exif\0\0") => {
                 m.personal = true;
@@ -69,10 +67,7 @@ fn scan_jpeg(buf: &[u8], m: &mut ImageMeta) {
 }
 
 fn scan_png(buf: &[u8], m: &mut ImageMeta) {
-    let Ok(chunks) = png::chunks(buf) else {
-        return;
-    };
-    for (kind, start, end) in chunks {
+    for (kind, start, end) in png::chunks_prefix(buf) {
         let data = buf
             .get(start + 8..end.saturating_sub(4))
             .unwrap_or_default();
@@ -151,5 +146,23 @@ mod tests {
             (1, false, false)
         );
         assert!(scan(Format::Png, &fixture("alpha-large.png")).alpha);
+    }
+
+    #[test]
+    fn a_prefix_tells_what_its_header_holds() {
+        let phone = fixture("phone-exif6.jpg");
+        let m = scan(Format::Jpeg, &phone[..phone.len() / 2]);
+        assert_eq!((m.orientation, m.personal, m.icc), (6, true, true));
+        let mpo = fixture("mpo.jpg");
+        assert!(scan(Format::Jpeg, &mpo[..4096]).multi_picture);
+        let png = fixture("phone-exif6.png");
+        assert_eq!(scan(Format::Png, &png[..8192]).orientation, 6);
+        assert_eq!(
+            scan(Format::Jpeg, b"\xFF\xD8\xFF"),
+            ImageMeta {
+                orientation: 1,
+                ..ImageMeta::default()
+            }
+        );
     }
 }

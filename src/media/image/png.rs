@@ -75,6 +75,24 @@ pub(crate) fn chunks(buf: &[u8]) -> Result<Vec<([u8; 4], usize, usize)>, ProbeEr
     }
 }
 
+/// The chunks of `buf` as far as they are whole (a prefix of the file will
+/// do).
+pub(crate) fn chunks_prefix(buf: &[u8]) -> Vec<([u8; 4], usize, usize)> {
+    let mut out = Vec::new();
+    if signature(buf).is_err() {
+        return out;
+    }
+    let mut pos = 8;
+    while let Ok(c) = chunk(buf, pos) {
+        out.push((c.kind, pos, c.end));
+        if &c.kind == b"IEND" {
+            break;
+        }
+        pos = c.end;
+    }
+    out
+}
+
 pub(super) fn check_complete(buf: &[u8]) -> Result<(), ProbeError> {
     probe(buf)?;
     let mut pos = 8;

@@ -4,7 +4,7 @@ use crate::profiles::Profiles;
 fn photo(format: &'static str, width: u32, height: u32) -> ImageFacts {
     ImageFacts {
         format,
-        bytes: 1_000_000,
+        bytes: Some(1_000_000),
         width,
         height,
         animated: false,
