@@ -392,3 +392,83 @@ async fn check_json_and_the_sniffed_kinds_limit() {
     .expect("join");
     assert!(String::from_utf8_lossy(&out.stdout).contains("too_large"));
 }
+
+#[tokio::test]
+async fn check_names_each_platforms_verdict() {
+    let origin = origin().await;
+    let urls = [origin.url("phone-exif6.png"), origin.url("tall-1x3.jpg")];
+    let run = |args: Vec<String>| {
+        tokio::task::spawn_blocking(move || {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            rehost(&args, &[("REHOST_ALLOW_PRIVATE_NETWORKS", "127.0.0.1/32")])
+        })
+    };
+    let args = |extra: &[&str], urls: &[String]| {
+        let mut a: Vec<String> = ["check", "--platform"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        a.extend(extra.iter().map(|s| s.to_string()));
+        a.extend(urls.iter().cloned());
+        a
+    };
+    let out = run(args(&["tiktok,instagram"], &urls)).await.expect("join");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    assert!(
+        lines[0].contains("tiktok: fixable (orient, flatten, to_jpeg, strip_metadata)"),
+        "{text}"
+    );
+    assert!(
+        lines[1].contains("tiktok: ok") && lines[1].contains("instagram: rejected (image_aspect)"),
+        "{text}"
+    );
+    assert_eq!(out.status.code(), Some(1), "a platform rejects");
+    // Only TikTok, only the PNG: nothing rejects.
+    let out = run(args(&["tiktok"], &urls[..1])).await.expect("join");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    // An unknown platform is a usage error.
+    let out = run(args(&["myspace"], &urls[..1])).await.expect("join");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("unknown platform \"myspace\""),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn profiles_lists_sources_and_dates() {
+    let out = rehost(&["profiles", "--json"], &[]);
+    assert_eq!(out.status.code(), Some(0));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert!(v["version"].as_str().is_some_and(|s| !s.is_empty()));
+    let names: Vec<&str> = v["platforms"]
+        .as_array()
+        .expect("platforms")
+        .iter()
+        .filter_map(|p| p["name"].as_str())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "tiktok",
+            "instagram",
+            "facebook",
+            "threads",
+            "youtube",
+            "linkedin",
+            "x",
+            "pinterest",
+            "bluesky"
+        ]
+    );
+    let out = rehost(&["profiles"], &[]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("(checked "));
+}

@@ -1,6 +1,7 @@
 //! Property-based fuzzing of every parser that reads untrusted bytes: the job
 //! parser, the format sniffer, the image header probes and structure checks,
-//! the MP4/MOV scanner and the WebM probe.
+//! the MP4/MOV scanner and the WebM probe, the image metadata scan, the
+//! lossless metadata strip and the re-encode.
 //!
 //! The seed corpus is `fixtures/media` (and `fixtures/jobs`): each property
 //! takes a fixture and mutates it (byte flips, truncation, insertion,
@@ -15,7 +16,9 @@ use std::sync::OnceLock;
 
 use proptest::prelude::*;
 use rehost::job::{self, Parsed};
-use rehost::media::image::{check_complete, probe};
+use rehost::media::image::{check_complete, meta, probe};
+use rehost::normalize::pixels::{Decode, render};
+use rehost::normalize::{Target, strip};
 use rehost::media::video::VideoProbe;
 use rehost::media::{Format, Sniffed, mp4, sniff, webm};
 
@@ -167,6 +170,46 @@ proptest! {
         // Probing a prefix never claims more than the whole file.
         for cut in [0usize, 8, 64, 4096] {
             let _ = probe(f, &data[..cut.min(data.len())]);
+        }
+    }
+
+    #[test]
+    fn metadata_strip_keeps_a_whole_image_whole(data in input(), format in 0..3usize) {
+        let f = IMAGES[format];
+        let before = meta::scan(f, &data);
+        for cut in [16usize, 512, 8192] {
+            let _ = meta::scan(f, &data[..cut.min(data.len())]);
+        }
+        if check_complete(f, &data).is_err() {
+            let _ = strip::strip(f, &data, before.orientation);
+            return Ok(());
+        }
+        let out = strip::strip(f, &data, before.orientation);
+        prop_assert!(out.is_some(), "a whole {:?} can be stripped", f);
+        let out = out.unwrap_or_default();
+        prop_assert!(check_complete(f, &out).is_ok(), "stripping broke a whole {:?}", f);
+        prop_assert_eq!(probe(f, &out).ok(), probe(f, &data).ok());
+        let after = meta::scan(f, &out);
+        prop_assert_eq!(after.orientation, before.orientation);
+        prop_assert!(!after.multi_picture);
+    }
+
+    #[test]
+    fn reencode_never_panics(data in input(), format in 0..3usize, side in 1u32..400) {
+        let f = IMAGES[format];
+        let Ok(dims) = probe(f, &data) else { return Ok(()) };
+        if check_complete(f, &data).is_err() || dims.pixels() > 4_000_000 {
+            return Ok(());
+        }
+        let m = meta::scan(f, &data);
+        let target = Target { max_long: Some(f64::from(side)), max_bytes: Some(20_000.0), ..Target::default() };
+        let shown = if m.turns() { (dims.height, dims.width) } else { (dims.width, dims.height) };
+        let out = target.fit(shown.0, shown.1);
+        if let Ok(d) = Decode::plan(f, &data, dims, out, m.turns()) {
+            if let Ok(r) = render(f, &data, &m, &d, &target, 90) {
+                prop_assert!(r.width.max(r.height) <= side.max(1));
+                prop_assert!(check_complete(Format::Jpeg, &r.jpeg).is_ok());
+            }
         }
     }
 
