@@ -17,10 +17,10 @@ use std::sync::OnceLock;
 use proptest::prelude::*;
 use rehost::job::{self, Parsed};
 use rehost::media::image::{check_complete, meta, probe};
-use rehost::normalize::pixels::{Decode, render};
-use rehost::normalize::{Target, strip};
 use rehost::media::video::VideoProbe;
 use rehost::media::{Format, Sniffed, mp4, sniff, webm};
+use rehost::normalize::pixels::{Decode, render};
+use rehost::normalize::{Target, strip};
 
 fn corpus() -> &'static Vec<(String, Vec<u8>)> {
     static CORPUS: OnceLock<Vec<(String, Vec<u8>)>> = OnceLock::new();
