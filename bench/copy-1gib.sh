@@ -2,13 +2,16 @@
 # Benchmark: copy one large video from a loopback origin into an S3 server
 # running as its own process, four ways, interleaved round by round:
 #   rehost     `rehost ingest` of a BYO video job (download, sniff, probe,
-#              hash, multipart upload to staging, copy into place)
+#              hash, multipart upload under its final key, content index:
+#              every byte written once)
 #   rclone     `rclone copyurl` of the same URL (what a script would use)
 #   download   `curl -o /dev/null` of the URL (the download limit)
 #   upload     `curl -T` (one signed PUT) of the same bytes from a tmpfs file (the upload limit)
 # Prints the median wall time, CPU seconds and peak RSS of each, and ratios.
 #
-#   bench/copy-1gib.sh                 # 5 rounds of 1 GiB
+#   bench/copy-1gib.sh                 # 5 rounds of 1 GiB, S3 server storing on disk
+#   S3_ON=tmpfs bench/copy-1gib.sh      # the S3 server storing in /dev/shm
+#   ORIGIN_MBPS=160 MIB=256 bench/copy-1gib.sh   # origin throttled to 20 MB/s
 #   ROUNDS=3 MIB=256 bench/copy-1gib.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,19 +19,26 @@ ROUNDS=${ROUNDS:-5}
 MIB=${MIB:-1024}
 S3_PORT=${S3_PORT:-19000}
 ORIGIN_PORT=${ORIGIN_PORT:-18080}
+S3_ON=${S3_ON:-disk}          # disk (ext4 under /var/tmp) or tmpfs (/dev/shm)
+ORIGIN_MBPS=${ORIGIN_MBPS:-}  # megabits per second per response; empty: unthrottled
 
 cargo build --release --quiet --bin rehost --example s3_server
 BIN=$PWD/target/release/rehost
 S3BIN=$PWD/target/release/examples/s3_server
 BASE=/tmp; [ -d /dev/shm ] && BASE=/dev/shm
 WORK=$(mktemp -d "$BASE/rehost-bench.XXXXXX")
-cleanup() { kill "${PIDS[@]}" 2>/dev/null || true; rm -rf "$WORK"; }
+case $S3_ON in
+  disk) S3ROOT=$(mktemp -d /var/tmp/rehost-bench-s3.XXXXXX) ;;
+  tmpfs) S3ROOT=$WORK/s3 ;;
+  *) echo "S3_ON must be disk or tmpfs" >&2; exit 2 ;;
+esac
+cleanup() { kill "${PIDS[@]}" 2>/dev/null || true; rm -rf "$WORK" "$S3ROOT"; }
 PIDS=()
 trap cleanup EXIT
 
-"$S3BIN" --root "$WORK/s3" --addr "127.0.0.1:$S3_PORT" --bucket media \
+"$S3BIN" --root "$S3ROOT" --addr "127.0.0.1:$S3_PORT" --bucket media \
   --access-key bench --secret-key bench-secret 2>"$WORK/s3.log" & PIDS+=($!)
-"$BIN" origin --dir fixtures/media --listen "127.0.0.1:$ORIGIN_PORT" 2>"$WORK/origin.log" & PIDS+=($!)
+"$BIN" origin --dir fixtures/media --listen "127.0.0.1:$ORIGIN_PORT" ${ORIGIN_MBPS:+--mbps "$ORIGIN_MBPS"} 2>"$WORK/origin.log" & PIDS+=($!)
 for _ in $(seq 1 50); do
   curl -sf -o /dev/null "http://127.0.0.1:$ORIGIN_PORT/small.jpg" && break; sleep 0.1
 done
@@ -52,7 +62,8 @@ measure() { # name, command...: appends "name wall cpu rss_kib" to results
     echo "$name failed:"; cat "$WORK/last.err"; exit 1; }
   read -r wall user sys rss <"$WORK/time"
   echo "$name $wall $(echo "$user + $sys" | bc) $rss" >>"$WORK/results"
-  rm -rf "$WORK/s3/media/"* "$WORK/s3/".upload* 2>/dev/null || true
+  sync
+  rm -rf "$S3ROOT/media/"* "$S3ROOT/".upload* 2>/dev/null || true
 }
 
 for round in $(seq 1 "$ROUNDS"); do
@@ -67,10 +78,11 @@ for round in $(seq 1 "$ROUNDS"); do
   echo "round $round done" >&2
 done
 
-python3 - "$WORK/results" "$MIB" "$ROUNDS" <<'PY'
+python3 - "$WORK/results" "$MIB" "$ROUNDS" "$S3_ON" "${ORIGIN_MBPS:-unthrottled}" <<'PY'
 import sys, statistics as st
 rows = [l.split() for l in open(sys.argv[1])]
 mib, rounds = int(sys.argv[2]), sys.argv[3]
+print(f"S3 server storing on {sys.argv[4]}; origin {sys.argv[5]} Mbit/s")
 by = {}
 for name, wall, cpu, rss in rows:
     by.setdefault(name, []).append((float(wall), float(cpu), int(rss) / 1024))
@@ -83,6 +95,7 @@ for n in ["rehost", "rclone", "download", "upload"]:
     print(f"| {n} | {w:.2f} | {c:.2f} | {r:.0f} | {mib * 1.048576 / w:.0f} |")
 limit = max(med["download"][0], med["upload"][0])
 print(f"\nrehost / rclone wall: {med['rehost'][0] / med['rclone'][0]:.2f}x; "
-      f"CPU: {med['rehost'][1] / med['rclone'][1]:.2f}x; "
+      f"CPU: {med['rehost'][1] / med['rclone'][1]:.2f}x "
+      f"({med['rehost'][1] * 1024 / mib:.2f} vs {med['rclone'][1] * 1024 / mib:.2f} CPU s per GiB); "
       f"rehost / slower raw limit: {med['rehost'][0] / limit:.2f}x")
 PY

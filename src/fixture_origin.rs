@@ -236,50 +236,17 @@ impl State {
         while self.stats.stalled.load(Ordering::Relaxed) {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        *self
-            .stats
-            .last_headers
-            .lock()
-            .unwrap_or_else(|p| p.into_inner()) = req
-            .headers()
-            .iter()
-            .map(|(k, v)| {
-                (
-                    k.to_string(),
-                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
-                )
-            })
-            .collect();
+        self.record_headers(&req);
         let q = query(&req);
-        let num = |k: &str| q.get(k).and_then(|v| v.parse::<u64>().ok());
         let full_url = req.uri().to_string();
         let seen = self.stats.count(&full_url);
-        let delay = self.cfg.latency + Duration::from_millis(num("delay_ms").unwrap_or(0));
+        let delay_ms = q.get("delay_ms").and_then(|v| v.parse::<u64>().ok());
+        let delay = self.cfg.latency + Duration::from_millis(delay_ms.unwrap_or(0));
         if !delay.is_zero() {
             tokio::time::sleep(delay).await;
         }
-        if let Some(code) = num("status").and_then(|c| StatusCode::from_u16(c as u16).ok()) {
-            let mut r = text(code, "fault");
-            if let Some(s) = q.get("retry_after").and_then(|v| v.parse().ok()) {
-                r.headers_mut().insert(header::RETRY_AFTER, s);
-            }
+        if let Some(r) = self.fault(&req, &q, seen) {
             return r;
-        }
-        if num("fail").is_some_and(|n| seen <= n) {
-            return text(StatusCode::SERVICE_UNAVAILABLE, "try later");
-        }
-        if let Some(to) = q.get("to") {
-            return redirect(to);
-        }
-        if let Some(n) = num("redirect").filter(|n| *n > 0) {
-            let mut pairs: Vec<(String, String)> =
-                q.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-            pairs.retain(|(k, _)| k != "redirect");
-            pairs.push(("redirect".into(), (n - 1).to_string()));
-            let qs = url::form_urlencoded::Serializer::new(String::new())
-                .extend_pairs(pairs)
-                .finish();
-            return redirect(&format!("http://{}{}?{qs}", self.addr, req.uri().path()));
         }
         let path = req.uri().path().trim_start_matches('/').to_string();
         let data = if let Some(name) = path.strip_prefix("gen/") {
@@ -298,6 +265,62 @@ impl State {
             .cloned()
             .unwrap_or_else(|| content_type(Path::new(&path)).to_string());
         self.serve(&req, &q, data, &ctype)
+    }
+
+    /// The request's headers, kept for tests that check what was sent.
+    fn record_headers(&self, req: &Request<Incoming>) {
+        *self
+            .stats
+            .last_headers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = req
+            .headers()
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.to_string(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
+            .collect();
+    }
+
+    /// The fault the query asks for (`status`, `fail`, `to`, `redirect`), if any.
+    fn fault(
+        &self,
+        req: &Request<Incoming>,
+        q: &HashMap<String, String>,
+        seen: u64,
+    ) -> Option<Response<Body>> {
+        let num = |k: &str| q.get(k).and_then(|v| v.parse::<u64>().ok());
+        if let Some(code) = num("status").and_then(|c| StatusCode::from_u16(c as u16).ok()) {
+            let mut r = text(code, "fault");
+            if let Some(s) = q.get("retry_after").and_then(|v| v.parse().ok()) {
+                r.headers_mut().insert(header::RETRY_AFTER, s);
+            }
+            return Some(r);
+        }
+        if num("fail").is_some_and(|n| seen <= n) {
+            return Some(text(StatusCode::SERVICE_UNAVAILABLE, "try later"));
+        }
+        if let Some(to) = q.get("to") {
+            return Some(redirect(to));
+        }
+        if let Some(n) = num("redirect").filter(|n| *n > 0) {
+            let mut pairs: Vec<(String, String)> =
+                q.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+            pairs.retain(|(k, _)| k != "redirect");
+            pairs.push(("redirect".into(), (n - 1).to_string()));
+            let qs = url::form_urlencoded::Serializer::new(String::new())
+                .extend_pairs(pairs)
+                .finish();
+            return Some(redirect(&format!(
+                "http://{}{}?{qs}",
+                self.addr,
+                req.uri().path()
+            )));
+        }
+        None
     }
 
     async fn file(&self, path: &str, full_url: &str) -> Option<Source> {

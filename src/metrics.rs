@@ -92,6 +92,13 @@ impl Metrics {
     }
 
     fn register_all(&mut self) {
+        self.register_jobs();
+        self.register_transfers();
+        self.register_health();
+    }
+
+    /// Jobs and deliveries.
+    fn register_jobs(&mut self) {
         let r = &mut self.registry;
         r.register(
             "jobs",
@@ -133,6 +140,21 @@ impl Metrics {
             "Assets processed, by path and outcome",
             self.assets.clone(),
         );
+        r.register(
+            "verdicts",
+            "Platform verdicts per targeted account, by platform, verdict and violated rule",
+            self.verdicts.clone(),
+        );
+        r.register(
+            "normalized",
+            "Normalisation steps applied to stored images",
+            self.normalized.clone(),
+        );
+    }
+
+    /// Bytes and times of fetches and store writes, and job ages.
+    fn register_transfers(&mut self) {
+        let r = &mut self.registry;
         r.register_with_unit(
             "fetched",
             "Bytes read from origins",
@@ -163,6 +185,11 @@ impl Metrics {
             Unit::Seconds,
             self.job_age_seconds.clone(),
         );
+    }
+
+    /// The worker's connection, dependencies and queues.
+    fn register_health(&mut self) {
+        let r = &mut self.registry;
         r.register(
             "broker_reconnects",
             "Broker connections lost and re-established",
@@ -192,16 +219,6 @@ impl Metrics {
             "consuming",
             "1 while a basic.consume on the job queue is active",
             self.consuming.clone(),
-        );
-        r.register(
-            "verdicts",
-            "Platform verdicts per targeted account, by platform, verdict and violated rule",
-            self.verdicts.clone(),
-        );
-        r.register(
-            "normalized",
-            "Normalisation steps applied to stored images",
-            self.normalized.clone(),
         );
     }
 

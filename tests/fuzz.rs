@@ -205,11 +205,11 @@ proptest! {
         let target = Target { max_long: Some(f64::from(side)), max_bytes: Some(20_000.0), ..Target::default() };
         let shown = if m.turns() { (dims.height, dims.width) } else { (dims.width, dims.height) };
         let out = target.fit(shown.0, shown.1);
-        if let Ok(d) = Decode::plan(f, &data, dims, out, m.turns()) {
-            if let Ok(r) = render(f, &data, &m, &d, &target, 90) {
-                prop_assert!(r.width.max(r.height) <= side.max(1));
-                prop_assert!(check_complete(Format::Jpeg, &r.jpeg).is_ok());
-            }
+        if let Ok(d) = Decode::plan(f, &data, dims, out, m.turns())
+            && let Ok(r) = render(f, &data, &m, &d, &target, 90)
+        {
+            prop_assert!(r.width.max(r.height) <= side.max(1));
+            prop_assert!(check_complete(Format::Jpeg, &r.jpeg).is_ok());
         }
     }
 

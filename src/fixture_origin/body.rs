@@ -146,20 +146,8 @@ pub(super) fn send(data: Source, plan: SendPlan, stats: Arc<OriginStats>) -> Bod
 
 /// `/gen/NAME.mp4?mib=N&seed=S&moov=end|front`: `clip.mp4`'s `ftyp` and
 /// `moov` around an `mdat` of N MiB of a seeded pattern.
-pub(super) async fn generated(
-    media: &super::MediaSource,
-    name: &str,
-    q: &HashMap<String, String>,
-) -> Result<Source, String> {
-    if !name.ends_with(".mp4") {
-        return Err("only .mp4 can be generated".into());
-    }
-    let mib: u64 = q.get("mib").and_then(|v| v.parse().ok()).unwrap_or(1);
-    let seed: u64 = q.get("seed").and_then(|v| v.parse().ok()).unwrap_or(1);
-    let clip = media
-        .read("clip.mp4")
-        .await
-        .ok_or("clip.mp4 is not among the media")?;
+/// The `ftyp` and `moov` boxes of an MP4 file (empty when absent).
+fn ftyp_and_moov(clip: &[u8]) -> (Vec<u8>, Vec<u8>) {
     let (mut ftyp, mut moov) = (Vec::new(), Vec::new());
     let mut pos = 0usize;
     while pos + 8 <= clip.len() {
@@ -175,21 +163,43 @@ pub(super) async fn generated(
         }
         pos += size;
     }
-    let payload = mib * 1024 * 1024;
-    let mut mdat_header = Vec::with_capacity(16);
-    mdat_header.extend_from_slice(&1u32.to_be_bytes());
-    mdat_header.extend_from_slice(b"mdat");
-    mdat_header.extend_from_slice(&(payload + 16).to_be_bytes());
-    // The pattern: xorshift bytes from the seed, in a 1 MiB block.
+    (ftyp, moov)
+}
+
+/// The payload pattern: xorshift bytes from the seed, in a 1 MiB block.
+fn pattern(seed: u64) -> Vec<u8> {
     let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    let block: Vec<u8> = (0..1024 * 1024)
+    (0..1024 * 1024)
         .map(|_| {
             state ^= state << 13;
             state ^= state >> 7;
             state ^= state << 17;
             state as u8
         })
-        .collect();
+        .collect()
+}
+
+pub(super) async fn generated(
+    media: &super::MediaSource,
+    name: &str,
+    q: &HashMap<String, String>,
+) -> Result<Source, String> {
+    if !name.ends_with(".mp4") {
+        return Err("only .mp4 can be generated".into());
+    }
+    let mib: u64 = q.get("mib").and_then(|v| v.parse().ok()).unwrap_or(1);
+    let seed: u64 = q.get("seed").and_then(|v| v.parse().ok()).unwrap_or(1);
+    let clip = media
+        .read("clip.mp4")
+        .await
+        .ok_or("clip.mp4 is not among the media")?;
+    let (ftyp, moov) = ftyp_and_moov(&clip);
+    let payload = mib * 1024 * 1024;
+    let mut mdat_header = Vec::with_capacity(16);
+    mdat_header.extend_from_slice(&1u32.to_be_bytes());
+    mdat_header.extend_from_slice(b"mdat");
+    mdat_header.extend_from_slice(&(payload + 16).to_be_bytes());
+    let block = pattern(seed);
     let moov_end = q.get("moov").is_some_and(|v| v == "end");
     let mut head = ftyp;
     if !moov_end {

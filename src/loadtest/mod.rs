@@ -167,8 +167,8 @@ pub async fn run(config: &Config, opts: &Options) -> anyhow::Result<bool> {
     let elapsed = started.elapsed();
     publisher.abort();
     let usage = workers.stop().await;
-    let bytes_sent = origin.stats.bytes_sent();
-    let summary = Summary::build(&records, total, elapsed, started, usage, bytes_sent);
+    let origin_totals = (origin.stats.bytes_sent(), origin.stats.connections_peak());
+    let summary = Summary::build(&records, total, elapsed, started, usage, origin_totals);
     show(opts, &summary)?;
     let _ = conn.close(200, short("done")).await;
     Ok(summary.passed())

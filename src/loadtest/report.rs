@@ -65,6 +65,8 @@ pub struct Summary {
     pub max_ms: f64,
     pub outcomes: BTreeMap<String, usize>,
     pub origin_bytes_sent: u64,
+    /// Most connections the load tester's origin had open at once.
+    pub origin_connections_peak: u64,
     pub workers: Usage,
     /// Worker CPU milliseconds per image (spawned workers only).
     pub cpu_ms_per_image: Option<f64>,
@@ -90,8 +92,9 @@ impl Summary {
         elapsed: Duration,
         started: Instant,
         workers: Usage,
-        origin_bytes_sent: u64,
+        origin: (u64, u64),
     ) -> Summary {
+        let (origin_bytes_sent, origin_connections_peak) = origin;
         let finished: Vec<&JobRecord> = records
             .values()
             .filter(|r| r.finished_at.is_some())
@@ -141,6 +144,7 @@ impl Summary {
             max_ms: latencies_ms.last().copied().unwrap_or(0.0),
             outcomes,
             origin_bytes_sent,
+            origin_connections_peak,
             workers,
             cpu_ms_per_image,
             latencies_ms,
@@ -214,7 +218,10 @@ impl Summary {
                     .map_or("?".into(), |c| format!("{c:.2}")),
             ));
         }
-        s.push_str(&format!("origin sent {} bytes", self.origin_bytes_sent));
+        s.push_str(&format!(
+            "origin sent {} bytes, at most {} connections at once",
+            self.origin_bytes_sent, self.origin_connections_peak
+        ));
         s
     }
 }

@@ -173,34 +173,11 @@ pub fn probe(buf: &[u8]) -> Result<Probe, ProbeError> {
                 return Err(ProbeError::corrupt("WebM: oversized Info or Tracks"));
             }
             ID_INFO => {
-                let data = payload(buf, el)?;
-                walk(data, 0, data.len() as u64, |f| {
-                    let v = payload(data, f)?;
-                    match f.id {
-                        ID_TIMESCALE => timescale = uint(v),
-                        ID_DURATION => duration = float(v),
-                        _ => {}
-                    }
-                    Ok(true)
-                })?;
+                (timescale, duration) = segment_info(payload(buf, el)?, timescale)?;
                 seen_info = true;
             }
             ID_TRACKS => {
-                let data = payload(buf, el)?;
-                walk(data, 0, data.len() as u64, |entry| {
-                    if entry.id == ID_TRACK_ENTRY {
-                        let t = track(payload(data, entry)?)?;
-                        match t.kind {
-                            1 if !video => {
-                                video = true;
-                                t.fill(&mut info);
-                            }
-                            2 if audio.is_none() => audio = Some(audio_name(t.codec.as_deref())),
-                            _ => {}
-                        }
-                    }
-                    Ok(true)
-                })?;
+                tracks(payload(buf, el)?, &mut info, &mut video, &mut audio)?;
                 seen_tracks = true;
             }
             _ => {}
@@ -219,6 +196,45 @@ pub fn probe(buf: &[u8]) -> Result<Probe, ProbeError> {
     Ok(Probe {
         info: video.then_some(info),
         segment_end,
+    })
+}
+
+/// `TimestampScale` (default `timescale`) and `Duration` of the segment
+/// `Info`.
+fn segment_info(data: &[u8], mut timescale: u64) -> Result<(u64, Option<f64>), ProbeError> {
+    let mut duration = None;
+    walk(data, 0, data.len() as u64, |f| {
+        let v = payload(data, f)?;
+        match f.id {
+            ID_TIMESCALE => timescale = uint(v),
+            ID_DURATION => duration = float(v),
+            _ => {}
+        }
+        Ok(true)
+    })?;
+    Ok((timescale, duration))
+}
+
+/// The first video track (into `info`) and the first audio track's codec.
+fn tracks(
+    data: &[u8],
+    info: &mut MediaInfo,
+    video: &mut bool,
+    audio: &mut Option<String>,
+) -> Result<(), ProbeError> {
+    walk(data, 0, data.len() as u64, |entry| {
+        if entry.id == ID_TRACK_ENTRY {
+            let t = track(payload(data, entry)?)?;
+            match t.kind {
+                1 if !*video => {
+                    *video = true;
+                    t.fill(info);
+                }
+                2 if audio.is_none() => *audio = Some(audio_name(t.codec.as_deref())),
+                _ => {}
+            }
+        }
+        Ok(true)
     })
 }
 
