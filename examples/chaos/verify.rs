@@ -52,7 +52,8 @@ pub fn outcomes(plan: &[Planned], results: &Results, max_attempts: u32) -> Outco
 }
 
 /// Checks every stored asset of every ready re-hosted job: the object
-/// exists and its bytes hash to the result's SHA-256 and to the source's.
+/// exists and its bytes hash to the result's SHA-256, and to the source's
+/// (for a normalised image, the result's `source_sha256` is the source's).
 pub async fn stored_objects(
     s3: &Client,
     bucket: &str,
@@ -87,7 +88,13 @@ pub async fn stored_objects(
                 Err(_) => None,
             };
             let got = stored.map(|b| hex::encode(Sha256::digest(&b)));
-            let ok = got.is_some() && got == a.sha256 && got == want;
+            // A normalised image is not the source's bytes: its result names
+            // the source's hash, which must be the origin's.
+            let from = match &a.normalized {
+                Some(n) => Some(n.source_sha256.clone()),
+                None => got.clone(),
+            };
+            let ok = got.is_some() && got == a.sha256 && from.is_some() && from == want;
             (!ok).then(|| format!("{job} asset {}: {key}", a.index))
         }
     }))
