@@ -150,3 +150,33 @@ fn allow_list_opens_exactly_what_it_names() {
         AllowList::default()
     );
 }
+
+#[test]
+fn private_is_what_true_opens() {
+    assert_eq!(
+        AllowList::private(),
+        AllowList::parse("true").expect("true")
+    );
+    assert!(AllowList::private().contains(ip("10.0.0.1")));
+    assert!(!AllowList::private().contains(ip("169.254.169.254")));
+}
+
+#[test]
+fn allow_lists_and_refusals_say_what_they_are() {
+    assert_eq!(AllowList::default().to_string(), "false");
+    assert_eq!(AllowList::parse("no").expect("no").to_string(), "false");
+    assert_eq!(AllowList::parse("true").expect("true").to_string(), "true");
+    assert_eq!(
+        AllowList::parse(" 10.0.0.0/8,127.0.0.1 ")
+            .expect("cidrs")
+            .to_string(),
+        "10.0.0.0/8,127.0.0.1"
+    );
+    let refused = Guard::new(AllowList::default())
+        .check(ip("169.254.169.254"))
+        .expect_err("metadata address");
+    let text = refused.to_string();
+    assert!(text.starts_with("address 169.254.169.254 is "), "{text}");
+    assert!(text.ends_with(" and not allowed"), "{text}");
+    assert!(text.contains(refused.reason), "{text}");
+}
