@@ -52,15 +52,15 @@ impl TraceContext {
         }
     }
 
-    /// The job's context from its AMQP headers: a child of the caller's
+    /// The job's context from its `traceparent` and `tracestate` headers
+    /// (read by `broker::headers::trace_context`): a child of the caller's
     /// span when `traceparent` is valid, else a new trace.
-    pub fn from_headers(headers: Option<&FieldTable>) -> TraceContext {
-        let text = |key: &str| crate::broker::headers::text(headers, key);
-        let Some(parent) = text(TRACEPARENT).and_then(|t| parse(&t)) else {
+    pub fn from_parts(traceparent: Option<&str>, tracestate: Option<String>) -> TraceContext {
+        let Some(parent) = traceparent.and_then(parse) else {
             return TraceContext::new_trace();
         };
         TraceContext {
-            state: text(TRACESTATE).filter(|s| !s.is_empty() && s.len() <= 512),
+            state: tracestate.filter(|s| !s.is_empty() && s.len() <= 512),
             ..parent
         }
     }
@@ -125,7 +125,7 @@ mod tests {
     #[test]
     fn a_job_joins_its_callers_trace() {
         let h = headers(&[(TRACEPARENT, PARENT), (TRACESTATE, "vendor=x")]);
-        let t = TraceContext::from_headers(Some(&h));
+        let t = crate::broker::headers::trace_context(Some(&h));
         assert_eq!(t.trace_id, "4bf92f3577b34da6a3ce929d0e0e4736");
         assert_eq!(t.parent_id.as_deref(), Some("00f067aa0ba902b7"));
         assert_ne!(t.span_id, "00f067aa0ba902b7", "the job has its own span");
@@ -153,15 +153,15 @@ mod tests {
             "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
             "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra",
         ] {
-            let t = TraceContext::from_headers(Some(&headers(&[(TRACEPARENT, bad)])));
+            let t = crate::broker::headers::trace_context(Some(&headers(&[(TRACEPARENT, bad)])));
             assert_eq!(t.parent_id, None, "{bad:?}");
             assert!(is_hex(&t.trace_id, 32) && is_hex(&t.span_id, 16));
         }
-        let a = TraceContext::from_headers(None);
-        let b = TraceContext::from_headers(None);
+        let a = crate::broker::headers::trace_context(None);
+        let b = crate::broker::headers::trace_context(None);
         assert_ne!(a.trace_id, b.trace_id);
         let later = "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-future";
-        let t = TraceContext::from_headers(Some(&headers(&[(TRACEPARENT, later)])));
+        let t = crate::broker::headers::trace_context(Some(&headers(&[(TRACEPARENT, later)])));
         assert!(
             t.parent_id.is_some(),
             "a later version's first fields are used"

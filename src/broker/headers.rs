@@ -6,6 +6,8 @@
 use lapin::BasicProperties;
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
 
+use crate::trace::{TRACEPARENT, TRACESTATE, TraceContext};
+
 pub const ATTEMPT: &str = "x-rehost-attempt";
 pub const REASON: &str = "x-rehost-reason";
 pub const PARKED_AT: &str = "x-rehost-parked-at";
@@ -41,6 +43,14 @@ pub fn text(headers: Option<&FieldTable>, key: &str) -> Option<String> {
         AMQPValue::ShortString(s) => Some(s.as_str().to_string()),
         _ => None,
     }
+}
+
+/// The trace context of a delivery (see [`crate::trace`]).
+pub fn trace_context(headers: Option<&FieldTable>) -> TraceContext {
+    TraceContext::from_parts(
+        text(headers, TRACEPARENT).as_deref(),
+        text(headers, TRACESTATE),
+    )
 }
 
 /// Why the broker dead-lettered a message (`x-death[0].reason`), if it did.

@@ -252,3 +252,47 @@ fn an_invalid_job_keeps_its_accounts_only_when_they_are_base() {
     };
     assert!(accounts.is_empty());
 }
+
+#[test]
+fn limits_are_inclusive() {
+    // Exactly 100 accounts is a job; 101 is not (payload_rules).
+    let mut v = base();
+    v["accounts"] = json!(vec![
+        json!({"id":"a","platform":"x","type":"byo"});
+        MAX_ACCOUNTS
+    ]);
+    let Parsed::Job(job) = parse(&body(v), None) else {
+        panic!("100 accounts must parse");
+    };
+    assert_eq!(job.accounts.len(), MAX_ACCOUNTS);
+}
+
+#[test]
+fn a_video_job_parses_and_null_means_absent() {
+    let mut v = base();
+    v["media"] = json!({"type": "video", "url": "https://cdn.example.com/v.mp4", "urls": null});
+    let Parsed::Job(job) = parse(&body(v), None) else {
+        panic!("a video job with urls: null must parse");
+    };
+    let Media::Video(src) = &job.media else {
+        panic!("expected a video, got {:?}", job.media);
+    };
+    assert_eq!(src.raw, "https://cdn.example.com/v.mp4");
+    let mut v = base();
+    v["media"] =
+        json!({"type": "slideshow", "url": null, "urls": ["https://cdn.example.com/a.jpg"]});
+    assert!(matches!(parse(&body(v), None), Parsed::Job(_)));
+}
+
+#[test]
+fn a_url_of_exactly_2048_characters_is_allowed() {
+    let prefix = "https://cdn.example.com/";
+    let at_limit = format!("{prefix}{}", "a".repeat(MAX_URL_CHARS - prefix.len()));
+    assert_eq!(at_limit.chars().count(), MAX_URL_CHARS);
+    assert!(source_url(&at_limit).is_ok());
+    let over = format!("{at_limit}a");
+    assert_eq!(
+        source_url(&over).map(|_| ()).map_err(|e| e.code),
+        Err(ErrorCode::InvalidUrl)
+    );
+}

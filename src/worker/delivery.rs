@@ -52,7 +52,7 @@ async fn process(ctx: &Ctx, session: &Session, delivery: &Delivery) {
     let received = Instant::now();
     let headers = delivery.properties.headers().as_ref();
     let attempt = headers::attempt(headers);
-    let trace = TraceContext::from_headers(headers);
+    let trace = headers::trace_context(headers);
     let processed = run(ctx, delivery, attempt, received, &trace).await;
     let steps = steps(ctx, delivery, processed, attempt);
     let job = publish::Job {

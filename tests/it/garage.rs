@@ -21,7 +21,6 @@ use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
 use rehost::config::{Config, Raw, S3Config, StoreConfig};
 use rehost::result::Status;
 use rehost::store::Store;
-use sha2::{Digest, Sha256};
 
 use crate::helpers::*;
 
@@ -79,7 +78,9 @@ impl Garage {
         };
         let dir = tempfile::tempdir().expect("tempdir");
         let (rpc, s3) = (free_port(), free_port());
-        let secret: String = (0..32).map(|i| format!("{:02x}", (i * 37 + 11) % 256)).collect();
+        let secret: String = (0..32)
+            .map(|i| format!("{:02x}", (i * 37 + 11) % 256))
+            .collect();
         let config = dir.path().join("garage.toml");
         let text = format!(
             "metadata_dir = \"{d}/meta\"\ndata_dir = \"{d}/data\"\ndb_engine = \"lmdb\"\n\
@@ -227,31 +228,6 @@ impl Garage {
             .filter_map(|u| u.key().map(str::to_string))
             .collect()
     }
-
-    /// The stored bytes behind a result's URL, with the contract's headers
-    /// checked.
-    async fn stored(&self, a: &rehost::result::AssetOut) -> bytes::Bytes {
-        let key = a.url.trim_start_matches("https://media.example.net/");
-        let obj = self
-            .client()
-            .get_object()
-            .bucket(BUCKET)
-            .key(key)
-            .send()
-            .await
-            .expect("object exists");
-        assert_eq!(obj.content_type(), Some(a.content_type.as_str()));
-        assert_eq!(
-            obj.cache_control(),
-            Some("public, max-age=31536000, immutable")
-        );
-        let body = obj.body.collect().await.expect("body").into_bytes();
-        assert_eq!(
-            hex::encode(Sha256::digest(&body)),
-            a.sha256.clone().expect("sha")
-        );
-        body
-    }
 }
 
 async fn garage_harness(g: &Garage) -> Harness {
@@ -293,8 +269,17 @@ async fn garage_images_exact_bytes_and_a_repeat_writes_one_object() {
     let urls = [origin.url("photo.jpg"), origin.url("alpha.png")];
     let first = h.run(&slideshow(&urls, true)).await;
     assert_eq!(first.status, Status::Ready, "{:?}", first.error);
-    for (a, f) in first.assets.clone().expect("assets").iter().zip(["photo.jpg", "alpha.png"]) {
-        assert_eq!(g.stored(a).await.as_ref(), fixture(f).as_slice());
+    for (a, f) in first
+        .assets
+        .clone()
+        .expect("assets")
+        .iter()
+        .zip(["photo.jpg", "alpha.png"])
+    {
+        assert_eq!(
+            crate::s3::stored_in(&g.client(), a).await.as_ref(),
+            fixture(f).as_slice()
+        );
     }
     let again = h
         .run(&slideshow(&[origin.url("photo.jpg?again=1")], true))
@@ -324,7 +309,10 @@ async fn garage_videos_are_stored_once_and_leave_no_upload_behind() {
         .await;
     assert_eq!(first.status, Status::Ready, "{:?}", first.error);
     let a = first.assets.clone().expect("assets")[0].clone();
-    assert_eq!(g.stored(&a).await.len() as u64, a.bytes.expect("bytes"));
+    assert_eq!(
+        crate::s3::stored_in(&g.client(), &a).await.len() as u64,
+        a.bytes.expect("bytes")
+    );
     let again = h
         .run(&video(&origin.url("gen/v.mp4?mib=20&seed=4&again=1"), true))
         .await;

@@ -31,8 +31,17 @@ fn client(server: &S3Server) -> aws_sdk_s3::Client {
 /// The stored object behind an asset: checks the contract's headers and
 /// returns its bytes.
 async fn stored_object(server: &S3Server, a: &rehost::result::AssetOut) -> bytes::Bytes {
+    stored_in(&client(server), a).await
+}
+
+/// The object behind an asset in bucket `media` of any S3 server: its
+/// headers are the contract's and its bytes hash to the result's SHA-256.
+pub(crate) async fn stored_in(
+    s3: &aws_sdk_s3::Client,
+    a: &rehost::result::AssetOut,
+) -> bytes::Bytes {
     let key = a.url.trim_start_matches("https://media.example.net/");
-    let obj = client(server)
+    let obj = s3
         .get_object()
         .bucket(BUCKET)
         .key(key)
