@@ -71,8 +71,41 @@ pub async fn run(args: Args) -> Result<bool, String> {
     }
     if args.keep {
         println!("chaos: work directory kept at {}", world.work.display());
+    } else {
+        for (worker, _) in lock(&world.workers).iter_mut() {
+            worker.kill();
+        }
+        remove_topology(&world.names()).await;
     }
     Ok(report.passed())
+}
+
+/// Deletes the run's queues and exchanges from the shared broker (the
+/// workers are stopped by then). Best effort: a failure is reported, not
+/// fatal, since every name is unique to the run.
+async fn remove_topology(names: &Names) {
+    let removed = async {
+        let conn = lapin::Connection::connect(traffic::AMQP, Default::default()).await?;
+        let ch = conn.create_channel().await?;
+        let queues = [&names.queue, &names.dead]
+            .into_iter()
+            .chain(names.retries.iter().map(|(_, q)| q))
+            .chain(names.results_queue.as_ref());
+        for q in queues {
+            ch.queue_delete(q.as_str().into(), Default::default())
+                .await?;
+        }
+        for x in [&names.exchange, &names.results_exchange] {
+            ch.exchange_delete(x.as_str().into(), Default::default())
+                .await?;
+        }
+        conn.close(200, "ok".into()).await
+    };
+    match tokio::time::timeout(Duration::from_secs(30), removed).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => eprintln!("chaos: could not remove the run's queues: {e}"),
+        Err(_) => eprintln!("chaos: removing the run's queues timed out"),
+    }
 }
 
 impl World {
