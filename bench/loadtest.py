@@ -78,7 +78,7 @@ def loadtest(args, s3, extra=None):
     r = json.loads(out.stdout)
     r["s3_cpu_seconds"] = s3.cpu() - s3_cpu
     r["run_wall_s"] = wall
-    for q in [f"bench-{run}.ingest", f"bench-{run}.ingest.dead"] + [f"bench-{run}.ingest.retry-q.{d}" for d in ["5s", "30s", "2m", "10m"]]:
+    for q in [f"bench-{run}.ingest", f"bench-{run}.ingest.dead"] + [f"bench-{run}.ingest.{kind}.{d}" for kind in ("retry-q", "retry") for d in ["5s", "30s", "2m", "10m"]]:
         subprocess.run(["rabbitmqctl", "-q", "delete_queue", q], capture_output=True)
     return r
 
