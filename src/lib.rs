@@ -50,3 +50,13 @@ pub mod store;
 pub mod telemetry;
 pub mod trace;
 pub mod worker;
+
+/// Helpers shared by the unit tests.
+#[cfg(test)]
+pub(crate) mod testing {
+    /// A file of `fixtures/media`, whatever the tests' working directory.
+    pub fn fixture(name: &str) -> Vec<u8> {
+        let path = format!("{}/fixtures/media/{name}", env!("CARGO_MANIFEST_DIR"));
+        std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+    }
+}

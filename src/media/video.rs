@@ -178,10 +178,7 @@ fn mp4_info(scanner: &mp4::Scanner) -> Result<MediaInfo, MediaError> {
 mod tests {
     use super::*;
 
-    fn fixture(name: &str) -> Vec<u8> {
-        let path = format!("{}/fixtures/media/{name}", env!("CARGO_MANIFEST_DIR"));
-        std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
-    }
+    use crate::testing::fixture;
 
     fn run(name: &str, format: Format) -> Result<MediaInfo, MediaError> {
         let mut p = VideoProbe::new(format);

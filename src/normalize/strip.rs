@@ -137,10 +137,7 @@ mod tests {
     use super::*;
     use crate::media::image::{self, meta};
 
-    fn fixture(name: &str) -> Vec<u8> {
-        let path = format!("{}/fixtures/media/{name}", env!("CARGO_MANIFEST_DIR"));
-        std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
-    }
+    use crate::testing::fixture;
 
     /// Strips `name` and checks the result is whole, private, and displays
     /// as the source did (same size, orientation, profile).

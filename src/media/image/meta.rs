@@ -121,10 +121,7 @@ fn scan_webp(buf: &[u8], m: &mut ImageMeta) {
 mod tests {
     use super::*;
 
-    fn fixture(name: &str) -> Vec<u8> {
-        let path = format!("{}/fixtures/media/{name}", env!("CARGO_MANIFEST_DIR"));
-        std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
-    }
+    use crate::testing::fixture;
 
     #[test]
     fn what_real_encoders_wrote() {

@@ -1,10 +1,7 @@
 use super::*;
 use crate::media::{Sniffed, sniff};
 
-fn fixture(name: &str) -> Vec<u8> {
-    let path = format!("{}/fixtures/media/{name}", env!("CARGO_MANIFEST_DIR"));
-    std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
-}
+use crate::testing::fixture;
 
 fn format_of(bytes: &[u8]) -> Format {
     match sniff(bytes) {

@@ -1,9 +1,6 @@
 use super::*;
 
-fn fixture(name: &str) -> Vec<u8> {
-    let path = format!("{}/fixtures/media/{name}", env!("CARGO_MANIFEST_DIR"));
-    std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
-}
+use crate::testing::fixture;
 
 fn scan(bytes: &[u8], chunk: usize) -> Scanner {
     let mut s = Scanner::default();

@@ -1,10 +1,7 @@
 use super::*;
 use crate::media::image::{meta, probe};
 
-fn fixture(name: &str) -> Vec<u8> {
-    let path = format!("{}/fixtures/media/{name}", env!("CARGO_MANIFEST_DIR"));
-    std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
-}
+use crate::testing::fixture;
 
 /// Renders a fixture into `target` the way the normaliser does.
 fn render_fixture(name: &str, format: Format, target: &Target) -> (Decode, Rendered) {
