@@ -6,6 +6,8 @@
 use std::time::Duration;
 
 use bytes::Bytes;
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
 use tokio::time::Instant;
 
 use super::errors::classify;
@@ -14,7 +16,7 @@ use crate::error::{self, ErrorCode, JobError};
 
 /// A response body read chunk by chunk under the deadlines and limits.
 pub struct Body {
-    pub(super) response: reqwest::Response,
+    pub(super) body: Incoming,
     pub(super) started: Instant,
     pub(super) base: Duration,
     pub(super) rate: u64,
@@ -51,7 +53,7 @@ impl Body {
     pub async fn chunk(&mut self) -> Result<Option<Bytes>, JobError> {
         let deadline = self.deadline();
         let stall_at = Instant::now() + self.stall;
-        let next = tokio::time::timeout_at(deadline.min(stall_at), self.response.chunk()).await;
+        let next = tokio::time::timeout_at(deadline.min(stall_at), self.data()).await;
         match next {
             Err(_) if stall_at <= deadline => Err(error::unreachable(format!(
                 "no data from origin for {} s after {} bytes",
@@ -62,15 +64,16 @@ impl Body {
                 "origin too slow: {} bytes did not arrive within the asset's deadline",
                 self.expected.unwrap_or(self.received)
             ))),
-            Ok(Err(e)) => Err(match classify(&e).code {
-                ErrorCode::Unreachable => error::unreachable(format!(
-                    "connection lost after {} bytes{}",
+            Ok(Err(e)) => Err(match classify(&e) {
+                c if c.code == ErrorCode::Unreachable => error::unreachable(format!(
+                    "connection lost after {} bytes{}: {}",
                     self.received,
                     self.expected
                         .map(|e| format!(" of {e}"))
-                        .unwrap_or_default()
+                        .unwrap_or_default(),
+                    error::error_chain(&e)
                 )),
-                _ => classify(&e),
+                c => c,
             }),
             Ok(Ok(None)) => match self.expected {
                 Some(e) if self.received < e => Err(error::unreachable(format!(
@@ -93,5 +96,15 @@ impl Body {
                 Ok(Some(chunk))
             }
         }
+    }
+
+    /// The next data frame's bytes (trailers are skipped).
+    async fn data(&mut self) -> Result<Option<Bytes>, hyper::Error> {
+        while let Some(frame) = self.body.frame().await {
+            if let Ok(data) = frame?.into_data() {
+                return Ok(Some(data));
+            }
+        }
+        Ok(None)
     }
 }

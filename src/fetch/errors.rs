@@ -3,8 +3,8 @@
 use std::time::Duration;
 
 #[cfg(test)]
-use reqwest::header::HeaderValue;
-use reqwest::header::{self, HeaderMap};
+use http::header::HeaderValue;
+use http::header::{self, HeaderMap};
 use url::Url;
 
 use super::MAX_REDIRECTS;
@@ -88,20 +88,23 @@ pub(super) fn content_range_total(v: &str) -> Option<u64> {
     v.rsplit_once('/')?.1.trim().parse().ok()
 }
 
-/// Maps a transport error to the contract's code, looking through its causes
-/// for the address guard's own error (from the resolver).
-pub(super) fn classify(e: &reqwest::Error) -> JobError {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+/// Maps a transport error (the client's or a body's) to the contract's
+/// code, looking through its causes for the address guard's own error
+/// (from the resolver).
+pub(super) fn classify(e: &(dyn std::error::Error + 'static)) -> JobError {
+    let mut connect = false;
+    let mut source = Some(e);
     while let Some(s) = source {
         if let Some(f) = s.downcast_ref::<Forbidden>() {
             return forbidden(f.clone());
         }
+        connect |= s
+            .downcast_ref::<hyper_util::client::legacy::Error>()
+            .is_some_and(hyper_util::client::legacy::Error::is_connect);
         source = s.source();
     }
-    let what = if e.is_timeout() {
-        "timed out"
-    } else if e.is_connect() {
-        "could not connect (DNS, refused or TLS)"
+    let what = if connect {
+        "could not connect (DNS, refused, TLS or no connection place)"
     } else {
         "request failed"
     };

@@ -14,6 +14,7 @@
 //!   declared length.
 
 mod body;
+mod connector;
 mod errors;
 pub mod guard;
 mod hosts;
@@ -25,11 +26,18 @@ use errors::{RedirectRefused, classify, content_range_total, forbidden, next_hop
 use std::sync::Arc;
 use std::time::Duration;
 
-use reqwest::header::{self, HeaderMap, HeaderValue};
+use bytes::Bytes;
+use http::header;
+use http_body_util::{BodyExt, Empty};
+use hyper::body::Incoming;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpInfo;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 use tokio::time::Instant;
 use url::Url;
 
 use crate::error::{self, JobError};
+use connector::{Connector, host_key};
 use guard::{AllowList, Guard, literal_ip};
 use hosts::{HostLimiter, HostPermit};
 use resolver::GuardedResolver;
@@ -77,7 +85,7 @@ pub struct Range {
 /// The fetcher. Cheap to clone; one per process.
 #[derive(Clone)]
 pub struct Fetcher {
-    client: reqwest::Client,
+    client: Client<Connector, Empty<Bytes>>,
     guard: Arc<Guard>,
     hosts: Arc<HostLimiter>,
     cfg: FetchConfig,
@@ -103,32 +111,32 @@ impl Fetcher {
     /// When the HTTP client cannot be built (TLS roots unavailable).
     pub fn new(cfg: FetchConfig, lookup: Arc<dyn Lookup>) -> anyhow::Result<Self> {
         let guard = Arc::new(Guard::new(cfg.allow.clone()));
-        let mut headers = HeaderMap::new();
-        headers.insert(
-            header::ACCEPT_ENCODING,
-            HeaderValue::from_static("identity"),
-        );
-        // Redirects are followed here, hop by hop, so each hop's host is
-        // judged and counted against its own connection budget.
-        let client = reqwest::Client::builder()
-            .user_agent(concat!("rehost/", env!("CARGO_PKG_VERSION")))
-            .default_headers(headers)
-            .no_proxy()
-            .redirect(reqwest::redirect::Policy::none())
-            .referer(false)
-            .connect_timeout(cfg.connect_timeout)
-            .read_timeout(cfg.stall_timeout)
+        let hosts = HostLimiter::new(cfg.per_host_connections);
+        let resolver = GuardedResolver {
+            guard: guard.clone(),
+            lookup,
+        };
+        // A socket waits for a place at most as long as an asset may wait
+        // for its answer.
+        let connector = Connector::new(
+            resolver,
+            hosts.clone(),
+            cfg.connect_timeout,
+            cfg.base_timeout,
+        )?;
+        // No redirects, proxies or decompression here: redirects are
+        // followed in `open`, hop by hop, so each hop's host is judged and
+        // counted against its own budget.
+        let client = Client::builder(TokioExecutor::new())
+            .pool_timer(TokioTimer::new())
+            .timer(TokioTimer::new())
             .pool_idle_timeout(Duration::from_secs(30))
             .pool_max_idle_per_host(cfg.per_host_connections)
-            .dns_resolver(GuardedResolver {
-                guard: guard.clone(),
-                lookup,
-            })
-            .build()?;
+            .build(connector);
         Ok(Fetcher {
             client,
             guard,
-            hosts: HostLimiter::new(cfg.per_host_connections),
+            hosts,
             cfg,
         })
     }
@@ -171,34 +179,32 @@ impl Fetcher {
         url: &Url,
         range: Option<Range>,
         started: &mut Option<Instant>,
-    ) -> Result<(reqwest::Response, HostPermit, Instant), JobError> {
+    ) -> Result<(http::Response<Incoming>, HostPermit, Instant), JobError> {
         if let Some(ip) = url.host().as_ref().and_then(literal_ip) {
             self.guard.check(ip).map_err(forbidden)?;
         }
-        let mut permit = self.hosts.acquire(&host_key(url)).await;
+        let req = request(url, range)?;
+        let mut permit = self.hosts.acquire(&host_key(req.uri())).await;
         let started = *started.get_or_insert_with(Instant::now);
-        let mut req = self.client.get(url.clone());
-        if let Some(r) = range {
-            let value = match r.end {
-                Some(end) => format!("bytes={}-{end}", r.start),
-                None => format!("bytes={}-", r.start),
-            };
-            req = req.header(header::RANGE, value);
+        // The answer must start within the stall timeout (after connecting),
+        // and within the asset's base deadline.
+        let answer_by = (started + self.cfg.base_timeout)
+            .min(Instant::now() + self.cfg.connect_timeout + self.cfg.stall_timeout);
+        let response = match tokio::time::timeout_at(answer_by, self.client.request(req)).await {
+            Err(_) => {
+                return Err(error::unreachable(
+                    "origin did not answer before the deadline",
+                ));
+            }
+            Ok(Err(e)) => return Err(classify(&e)),
+            Ok(Ok(r)) => r,
+        };
+        if let Some(info) = response.extensions().get::<HttpInfo>() {
+            self.guard
+                .check(info.remote_addr().ip())
+                .map_err(forbidden)?;
         }
-        let response =
-            match tokio::time::timeout_at(started + self.cfg.base_timeout, req.send()).await {
-                Err(_) => {
-                    return Err(error::unreachable(
-                        "origin did not answer before the deadline",
-                    ));
-                }
-                Ok(Err(e)) => return Err(classify(&e)),
-                Ok(Ok(r)) => r,
-            };
-        if let Some(addr) = response.remote_addr() {
-            self.guard.check(addr.ip()).map_err(forbidden)?;
-        }
-        if response.version() == reqwest::Version::HTTP_2 {
+        if response.version() == http::Version::HTTP_2 {
             permit.multiplexed();
         }
         Ok((response, permit, started))
@@ -207,14 +213,14 @@ impl Fetcher {
     /// The final answer: its status and declared sizes checked.
     fn answer(
         &self,
-        response: reqwest::Response,
+        response: http::Response<Incoming>,
         permit: HostPermit,
         started: Instant,
         max_bytes: u64,
     ) -> Result<Opened, JobError> {
         let status = response.status().as_u16();
         status_error(status, response.headers())?;
-        let content_length = response.content_length();
+        let content_length = hyper::body::Body::size_hint(response.body()).exact();
         let partial = status == 206;
         let total_size = if partial {
             response
@@ -240,7 +246,7 @@ impl Fetcher {
             total_size,
             partial,
             body: Body {
-                response,
+                body: response.into_body(),
                 started,
                 base: self.cfg.base_timeout,
                 rate: self.cfg.min_rate_bytes_per_sec.max(1),
@@ -254,13 +260,34 @@ impl Fetcher {
     }
 }
 
+/// The GET for `url`, with the fetcher's headers.
+fn request(url: &Url, range: Option<Range>) -> Result<http::Request<Empty<Bytes>>, JobError> {
+    let mut req = http::Request::get(url.as_str())
+        .header(
+            header::USER_AGENT,
+            concat!("rehost/", env!("CARGO_PKG_VERSION")),
+        )
+        .header(header::ACCEPT_ENCODING, "identity");
+    if let Some(r) = range {
+        let value = match r.end {
+            Some(end) => format!("bytes={}-{end}", r.start),
+            None => format!("bytes={}-", r.start),
+        };
+        req = req.header(header::RANGE, value);
+    }
+    req.body(Empty::new())
+        .map_err(|e| error::invalid_url(format!("not a URL a request can be made for: {e}")))
+}
+
 /// Reads a redirect's (small) body so its connection can carry the next
 /// hop instead of closing; a large or slow one is just dropped.
-async fn reuse(mut response: reqwest::Response, deadline: Instant) {
+async fn reuse(response: http::Response<Incoming>, deadline: Instant) {
+    let mut body = response.into_body();
     let mut left: usize = 64 * 1024;
     let read = async {
-        while let Ok(Some(chunk)) = response.chunk().await {
-            left = left.saturating_sub(chunk.len());
+        while let Some(Ok(frame)) = body.frame().await {
+            let len = frame.data_ref().map_or(0, Bytes::len);
+            left = left.saturating_sub(len);
             if left == 0 {
                 return;
             }
@@ -268,13 +295,4 @@ async fn reuse(mut response: reqwest::Response, deadline: Instant) {
     };
     let deadline = deadline.min(Instant::now() + Duration::from_secs(2));
     let _ = tokio::time::timeout_at(deadline, read).await;
-}
-
-/// What the per-host budget counts: the host and port a request connects to.
-fn host_key(url: &Url) -> String {
-    let host = url.host_str().unwrap_or_default().to_ascii_lowercase();
-    match url.port_or_known_default() {
-        Some(port) => format!("{host}:{port}"),
-        None => host,
-    }
 }

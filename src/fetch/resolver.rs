@@ -1,16 +1,18 @@
-//! DNS resolution that drops forbidden addresses before reqwest connects.
+//! DNS resolution that drops forbidden addresses before the client connects.
 //!
-//! reqwest connects only to the addresses this resolver returns, so a name
-//! that resolves (or re-resolves, as in DNS rebinding) to a private address
-//! never reaches it. IP-literal hosts skip resolvers; `Fetcher` checks those.
+//! The connector connects only to the addresses this resolver returns, so a
+//! name that resolves (or re-resolves, as in DNS rebinding) to a private
+//! address never reaches it. IP-literal hosts skip resolvers; `Fetcher`
+//! checks those.
 
 use std::future::Future;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
-use reqwest::dns::{Addrs, Name, Resolve, Resolving};
+use hyper_util::client::legacy::connect::dns::Name;
 
 use super::guard::Guard;
 
@@ -53,13 +55,25 @@ where
     }
 }
 
+#[derive(Clone)]
 pub(super) struct GuardedResolver {
     pub guard: Arc<Guard>,
     pub lookup: Arc<dyn Lookup>,
 }
 
-impl Resolve for GuardedResolver {
-    fn resolve(&self, name: Name) -> Resolving {
+type Addrs = std::vec::IntoIter<SocketAddr>;
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+impl tower_service::Service<Name> for GuardedResolver {
+    type Response = Addrs;
+    type Error = BoxError;
+    type Future = Pin<Box<dyn Future<Output = Result<Addrs, BoxError>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, name: Name) -> Self::Future {
         let guard = self.guard.clone();
         let lookup = self.lookup.clone();
         let host = name.as_str().to_string();
@@ -87,9 +101,9 @@ impl Resolve for GuardedResolver {
             // Any forbidden answer taints the name: a host that mixes public and
             // private answers is refused rather than half-trusted.
             if let Some(f) = refused {
-                return Err(Box::new(f) as Box<dyn std::error::Error + Send + Sync>);
+                return Err(Box::new(f) as BoxError);
             }
-            Ok(Box::new(allowed.into_iter()) as Addrs)
+            Ok(allowed.into_iter())
         })
     }
 }

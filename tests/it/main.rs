@@ -9,6 +9,7 @@ mod garage;
 mod guard;
 mod hosted;
 mod hostile;
+mod hosts;
 mod platforms;
 mod s3;
 mod s3_server;
