@@ -13,6 +13,7 @@
 #   S3_ON=tmpfs bench/copy-1gib.sh      # the S3 server storing in /dev/shm
 #   ORIGIN_MBPS=160 MIB=256 bench/copy-1gib.sh   # origin throttled to 20 MB/s
 #   ROUNDS=3 MIB=256 bench/copy-1gib.sh
+#   BEFORE=/tmp/rehost-old bench/copy-1gib.sh    # also another rehost binary, side by side
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS=${ROUNDS:-5}
@@ -21,6 +22,7 @@ S3_PORT=${S3_PORT:-19000}
 ORIGIN_PORT=${ORIGIN_PORT:-18080}
 S3_ON=${S3_ON:-disk}          # disk (ext4 under /var/tmp) or tmpfs (/dev/shm)
 ORIGIN_MBPS=${ORIGIN_MBPS:-}  # megabits per second per response; empty: unthrottled
+BEFORE=${BEFORE:-}            # a second rehost binary ("before"), measured each round too
 
 cargo build --release --quiet --bin rehost --example s3_server
 BIN=$PWD/target/release/rehost
@@ -71,6 +73,10 @@ for round in $(seq 1 "$ROUNDS"); do
   printf '{"post_id":"bench","workspace_id":"ws_bench","accounts":[{"id":"a","platform":"tiktok","type":"byo"}],"media":{"type":"video","url":"%s"}}' \
     "$(url "$seed")" >"$WORK/job.json"
   measure rehost "$BIN" ingest "$WORK/job.json"
+  if [ -n "$BEFORE" ]; then
+    sed "s/seed=$seed/seed=$((seed + 3))/" "$WORK/job.json" >"$WORK/job-before.json"
+    measure before "$BEFORE" ingest "$WORK/job-before.json"
+  fi
   measure rclone rclone copyurl "$(url $((seed + 1)))" "bench:media/rclone/$seed.mp4"
   measure download curl -sf -o /dev/null "$(url $((seed + 2)))"
   measure upload curl -sf -T "$WORK/upload.mp4" --aws-sigv4 "aws:amz:auto:s3" --user bench:bench-secret \
@@ -90,7 +96,9 @@ med = {n: tuple(st.median(v[i] for v in vals) for i in range(3)) for n, vals in 
 print(f"{mib} MiB, median of {rounds} interleaved rounds")
 print("| command | wall s | CPU s | peak RSS MiB | MB/s |")
 print("| --- | --- | --- | --- | --- |")
-for n in ["rehost", "rclone", "download", "upload"]:
+for n in ["rehost", "before", "rclone", "download", "upload"]:
+    if n not in med:
+        continue
     w, c, r = med[n]
     print(f"| {n} | {w:.2f} | {c:.2f} | {r:.0f} | {mib * 1.048576 / w:.0f} |")
 limit = max(med["download"][0], med["upload"][0])
@@ -98,4 +106,7 @@ print(f"\nrehost / rclone wall: {med['rehost'][0] / med['rclone'][0]:.2f}x; "
       f"CPU: {med['rehost'][1] / med['rclone'][1]:.2f}x "
       f"({med['rehost'][1] * 1024 / mib:.2f} vs {med['rclone'][1] * 1024 / mib:.2f} CPU s per GiB); "
       f"rehost / slower raw limit: {med['rehost'][0] / limit:.2f}x")
+if "before" in med:
+    print(f"rehost / before: {med['rehost'][0] / med['before'][0]:.2f}x wall, "
+          f"{med['rehost'][1] / med['before'][1]:.2f}x CPU")
 PY
