@@ -59,6 +59,11 @@ impl Connector {
         http.enforce_http(false);
         http.set_nodelay(true);
         http.set_connect_timeout(Some(connect_timeout));
+        // A peer that vanished without closing is found by TCP keepalive
+        // (after about a minute), not only by the stall timeout of a read.
+        http.set_keepalive(Some(Duration::from_secs(15)));
+        http.set_keepalive_interval(Some(Duration::from_secs(15)));
+        http.set_keepalive_retries(Some(3));
         let inner = hyper_rustls::HttpsConnectorBuilder::new()
             .with_provider_and_platform_verifier(rustls::crypto::aws_lc_rs::default_provider())?
             .https_or_http()
@@ -74,8 +79,9 @@ impl Connector {
     }
 }
 
-/// What the budget counts, from a request URI: scheme, host and port (the
-/// client pool's key).
+/// What the budget counts, from a request URI: scheme, host and port. This
+/// is the client pool's key too, because no URL with credentials reaches
+/// the client (jobs and redirects refuse them).
 pub(super) fn host_key(uri: &Uri) -> String {
     let scheme = uri.scheme_str().unwrap_or("http");
     let host = uri.host().unwrap_or_default().to_ascii_lowercase();
@@ -90,8 +96,9 @@ impl tower_service::Service<Uri> for Connector {
     type Error = BoxError;
     type Future = Pin<Box<dyn Future<Output = Result<Counted, BoxError>> + Send>>;
 
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
-        self.inner.poll_ready(cx)
+    /// Always ready: each call readies its own copy of the inner connector.
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        Poll::Ready(Ok(()))
     }
 
     fn call(&mut self, uri: Uri) -> Self::Future {
@@ -104,7 +111,11 @@ impl tower_service::Service<Uri> for Connector {
                 .flatten()
                 .ok_or_else(|| ConnectRefused::NoPlace(key.clone(), this.place_timeout))?;
             let mut inner = this.inner;
-            let stream = tokio::time::timeout(this.connect_timeout, inner.call(uri))
+            let connect = async {
+                std::future::poll_fn(|cx| inner.poll_ready(cx)).await?;
+                inner.call(uri).await
+            };
+            let stream = tokio::time::timeout(this.connect_timeout, connect)
                 .await
                 .map_err(|_| ConnectRefused::TimedOut(key, this.connect_timeout))??;
             Ok(Counted {
@@ -164,5 +175,25 @@ impl Write for Counted {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_scheme_host_and_port_with_default_ports() {
+        let key = |u: &str| host_key(&u.parse::<Uri>().expect("uri"));
+        assert_eq!(
+            key("https://CDN.Example.net/a.jpg"),
+            "https://cdn.example.net:443"
+        );
+        assert_eq!(
+            key("http://cdn.example.net/a.jpg"),
+            "http://cdn.example.net:80"
+        );
+        assert_eq!(key("http://127.0.0.1:8080/a"), "http://127.0.0.1:8080");
+        assert_eq!(key("https://[::1]:8443/a"), "https://[::1]:8443");
     }
 }

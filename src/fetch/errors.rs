@@ -16,6 +16,7 @@ use crate::error::{self, ErrorCode, JobError, error_chain};
 pub(super) enum RedirectRefused {
     TooMany,
     Scheme(String),
+    Credentials,
 }
 
 impl std::fmt::Display for RedirectRefused {
@@ -23,6 +24,9 @@ impl std::fmt::Display for RedirectRefused {
         match self {
             RedirectRefused::TooMany => write!(f, "more than {MAX_REDIRECTS} redirects"),
             RedirectRefused::Scheme(s) => write!(f, "redirect to a {s:?} URL"),
+            RedirectRefused::Credentials => {
+                write!(f, "redirect to a URL carrying credentials (user:password@)")
+            }
         }
     }
 }
@@ -52,16 +56,22 @@ pub(super) fn status_error(status: u16, headers: &HeaderMap) -> Result<(), JobEr
 }
 
 /// Where a 3xx answer sends us next: an http(s) `Location`, resolved
-/// against the URL asked for.
+/// against the URL asked for. Like a job's URL, it may not carry
+/// credentials: besides, the client pool would key its sockets by them,
+/// apart from the host's budget.
 ///
 /// # Errors
-/// `invalid_url` for another scheme; `unreachable` without a usable `Location`.
+/// `invalid_url` for another scheme or for credentials; `unreachable`
+/// without a usable `Location`.
 pub(super) fn next_hop(url: &Url, status: u16, headers: &HeaderMap) -> Result<Url, JobError> {
     let target = headers
         .get(header::LOCATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|loc| url.join(loc).ok());
     match target {
+        Some(t) if !t.username().is_empty() || t.password().is_some() => {
+            Err(error::invalid_url(RedirectRefused::Credentials.to_string()))
+        }
         Some(t) if matches!(t.scheme(), "http" | "https") => Ok(t),
         Some(t) => Err(error::invalid_url(
             RedirectRefused::Scheme(t.scheme().to_string()).to_string(),
@@ -114,6 +124,37 @@ pub(super) fn classify(e: &(dyn std::error::Error + 'static)) -> JobError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn redirects_go_to_http_urls_without_credentials() {
+        let from = Url::parse("https://a.test/x/y.jpg").expect("url");
+        let hop = |loc: &'static str| {
+            let mut h = HeaderMap::new();
+            h.insert(header::LOCATION, HeaderValue::from_static(loc));
+            next_hop(&from, 302, &h)
+        };
+        let to = hop("../z.jpg?q=1").expect("relative");
+        assert_eq!(to.as_str(), "https://a.test/z.jpg?q=1");
+        assert_eq!(
+            hop("http://b.test:8080/p").expect("absolute").as_str(),
+            "http://b.test:8080/p"
+        );
+        for bad in [
+            "https://u@b.test/p",
+            "https://u:pw@b.test/p",
+            "https://:pw@b.test/p",
+        ] {
+            let e = hop(bad).expect_err(bad);
+            assert_eq!(e.code, ErrorCode::InvalidUrl, "{bad}");
+            assert!(e.message.contains("credentials"), "{}", e.message);
+        }
+        assert_eq!(
+            hop("ftp://b.test/p").expect_err("scheme").code,
+            ErrorCode::InvalidUrl
+        );
+        let none = next_hop(&from, 302, &HeaderMap::new()).expect_err("no Location");
+        assert_eq!(none.code, ErrorCode::Unreachable);
+    }
 
     #[test]
     fn content_range_totals() {

@@ -2,7 +2,7 @@
 //! open to one origin, shared by all of a worker's jobs, in two places:
 //!
 //! - **Requests** take a [`HostPermit`] before they are sent, in arrival
-//!   order, and hold it until their body is read or dropped. Over HTTP/1.1
+//!   order, and hold it until their body is dropped. Over HTTP/1.1
 //!   one request in flight is one connection in use. Once a host is seen to
 //!   answer over HTTP/2, its requests share one multiplexed connection and
 //!   no longer queue here.
@@ -19,8 +19,12 @@
 //! budget − 1 other requests hold sockets, so at least one socket is idle,
 //! being handed back, opening or closing, and each of those ends soon.
 //!
-//! Both are keyed by scheme, host and port, the client pool's own key, so a
-//! place freed is a connection the same requests can use.
+//! Both are keyed by scheme, host and port, the client pool's own key (no
+//! URL with credentials reaches the client: jobs and redirects refuse
+//! them), so a place freed is a connection the same requests can use.
+//!
+//! Whether a host multiplexes follows its latest answer: a host whose new
+//! connection speaks HTTP/1.1 again queues its requests again.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -133,11 +137,15 @@ impl HostLimiter {
 }
 
 impl HostPermit {
-    /// The host answered over HTTP/2: release this request's place, and let
-    /// later requests to the host skip the queue.
-    pub(super) fn multiplexed(&mut self) {
-        self.state.multiplexed.store(true, Ordering::Relaxed);
-        self.place = None;
+    /// The host answered, over HTTP/2 or not. Over HTTP/2: release this
+    /// request's place, and let later requests to the host skip the queue.
+    /// Otherwise they queue again (a host whose new connection no longer
+    /// speaks HTTP/2, say behind another edge).
+    pub(super) fn answered(&mut self, http2: bool) {
+        self.state.multiplexed.store(http2, Ordering::Relaxed);
+        if http2 {
+            self.place = None;
+        }
     }
 }
 
@@ -179,15 +187,25 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn http2_hosts_are_not_queued() {
+    async fn http2_hosts_are_not_queued_until_they_answer_http1_again() {
         let limiter = HostLimiter::new(1);
         let mut first = limiter.acquire("h2").await;
-        first.multiplexed();
-        let more: Vec<_> =
-            futures_util::future::join_all((0..10).map(|_| limiter.acquire("h2"))).await;
+        first.answered(true);
+        let more = tokio::time::timeout(
+            Duration::from_secs(5),
+            futures_util::future::join_all((0..10).map(|_| limiter.acquire("h2"))),
+        )
+        .await
+        .expect("an HTTP/2 host's requests do not queue");
         assert_eq!(more.len(), 10);
         drop(more);
-        drop(first);
+        // A later answer over HTTP/1.1: requests take places again.
+        let mut h1 = limiter.acquire("h2").await;
+        h1.answered(false);
+        let next = limiter.acquire("h2").await;
+        let queued = tokio::time::timeout(Duration::from_millis(50), limiter.acquire("h2")).await;
+        assert!(queued.is_err(), "one place again, held by `next`");
+        drop((h1, next, first));
         assert_eq!(limiter.tracked(), 0);
     }
 

@@ -116,8 +116,8 @@ impl Fetcher {
             guard: guard.clone(),
             lookup,
         };
-        // A socket waits for a place at most as long as an asset may wait
-        // for its answer.
+        // A request's wait for a socket place ends with its wait for an
+        // answer (below); a background connect's, after the base deadline.
         let connector = Connector::new(
             resolver,
             hosts.clone(),
@@ -204,9 +204,7 @@ impl Fetcher {
                 .check(info.remote_addr().ip())
                 .map_err(forbidden)?;
         }
-        if response.version() == http::Version::HTTP_2 {
-            permit.multiplexed();
-        }
+        permit.answered(response.version() == http::Version::HTTP_2);
         Ok((response, permit, started))
     }
 
@@ -267,6 +265,7 @@ fn request(url: &Url, range: Option<Range>) -> Result<http::Request<Empty<Bytes>
             header::USER_AGENT,
             concat!("rehost/", env!("CARGO_PKG_VERSION")),
         )
+        .header(header::ACCEPT, "*/*")
         .header(header::ACCEPT_ENCODING, "identity");
     if let Some(r) = range {
         let value = match r.end {
