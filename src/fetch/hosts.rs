@@ -200,9 +200,12 @@ mod tests {
         assert_eq!(more.len(), 10);
         drop(more);
         // A later answer over HTTP/1.1: requests take places again.
-        let mut h1 = limiter.acquire("h2").await;
+        let soon = |f| tokio::time::timeout(Duration::from_secs(5), f);
+        let mut h1 = soon(limiter.acquire("h2")).await.expect("no queue yet");
         h1.answered(false);
-        let next = limiter.acquire("h2").await;
+        let next = soon(limiter.acquire("h2"))
+            .await
+            .expect("the one place is free: `h1` came without one");
         let queued = tokio::time::timeout(Duration::from_millis(50), limiter.acquire("h2")).await;
         assert!(queued.is_err(), "one place again, held by `next`");
         drop((h1, next, first));
