@@ -72,6 +72,9 @@ pub struct Config {
     /// `(label, delay)`: the label names the retry queue, e.g. `5s`.
     pub retry_delays: Vec<(String, Duration)>,
     pub job_timeout: Duration,
+    /// The broker's consumer timeout, which the delivery budgets are
+    /// derived from ([`Config::budgets`]).
+    pub consumer_timeout: Duration,
     pub shutdown_grace: Duration,
     /// `None` when neither `REHOST_STORE_DIR` nor `S3_BUCKET` is set.
     pub store: Option<StoreConfig>,
@@ -85,11 +88,6 @@ pub struct Config {
     /// `/healthz` fails after this long without an active `basic.consume`
     /// while the broker and store answer and a permit is free.
     pub stall: Duration,
-    /// How long intake may stay paused (a dependency failing) with
-    /// deliveries prefetched before they are handed back to the queue, below
-    /// the broker's 30-minute consumer timeout. Not a setting: 20 minutes
-    /// (tests shorten it).
-    pub pause_limit: Duration,
     pub http_addr: SocketAddr,
     pub log_filter: String,
     pub log_format: LogFormat,
@@ -117,6 +115,7 @@ impl Config {
             max_attempts: r.number("REHOST_MAX_ATTEMPTS", 1, 1000)? as u32,
             retry_delays,
             job_timeout: r.secs("REHOST_JOB_TIMEOUT_SECS", 1, 86_400)?,
+            consumer_timeout: r.secs("REHOST_CONSUMER_TIMEOUT_SECS", 60, 7 * 86_400)?,
             shutdown_grace: r.secs("REHOST_SHUTDOWN_GRACE_SECS", 0, 86_400)?,
             store: store::parse(&r)?,
             key_prefix: key_prefix(&r)?,
@@ -127,7 +126,6 @@ impl Config {
             fetch: fetch(&r)?,
             platform: platform::parse(&r)?,
             stall: r.secs("REHOST_STALL_SECS", 10, 86_400)?,
-            pause_limit: Duration::from_secs(20 * 60),
             http_addr: http_addr(&r)?,
             log_filter,
             log_format,
@@ -136,6 +134,17 @@ impl Config {
         };
         config.described = r.described();
         Ok(config)
+    }
+
+    /// The delivery budgets (see [`crate::bounds`]): what `rehost worker`
+    /// and `check-config` refuse to run without.
+    ///
+    /// # Errors
+    /// `REHOST_CONSUMER_TIMEOUT_SECS`, when the job deadline, a store hold
+    /// and publishing do not fit under it.
+    pub fn budgets(&self) -> Result<crate::bounds::Budgets, ConfigError> {
+        crate::bounds::Budgets::derive(self.consumer_timeout, self.job_timeout)
+            .map_err(|m| err("REHOST_CONSUMER_TIMEOUT_SECS", m))
     }
 }
 

@@ -29,6 +29,7 @@
 //! demos, tests and load tests), [`telemetry`] and [`shutdown`].
 
 pub mod app;
+pub mod bounds;
 pub mod broker;
 pub mod cli;
 pub mod commands;

@@ -12,6 +12,17 @@ pub async fn run(config: &Config) -> u8 {
         println!("{name}={value}");
     }
     println!();
+    match config.budgets() {
+        Ok(b) => println!(
+            "budgets: a delivery is acked or handed back within {} s of arriving; {} s of slack for store holds and intake",
+            b.delivery.as_secs(),
+            b.slack.as_secs()
+        ),
+        Err(e) => {
+            println!("rehost: {e}");
+            return crate::app::EXIT_USAGE;
+        }
+    }
     let mut ok = true;
     let names = Names::from_config(config);
     let url = redact_url(&config.broker.amqp_url);

@@ -10,6 +10,10 @@ pub async fn run(config: &Config, shutdown: impl Future<Output = ()>) -> u8 {
         );
         return EXIT_USAGE;
     }
+    if let Err(e) = config.budgets() {
+        eprintln!("rehost: {e}");
+        return EXIT_USAGE;
+    }
     let app = match super::build(config).await {
         Ok(app) => app,
         Err(status) => return status,

@@ -87,6 +87,12 @@ pub const SETTINGS: &[Setting] = &[
         "deadline of one try of one job",
     ),
     s(
+        "REHOST_CONSUMER_TIMEOUT_SECS",
+        "consumer-timeout-secs",
+        "1800",
+        "the broker's consumer timeout (its consumer_timeout or the queue's x-consumer-timeout); the worker refuses to start unless the job deadline, a store hold and publishing fit under it",
+    ),
+    s(
         "REHOST_SHUTDOWN_GRACE_SECS",
         "shutdown-grace-secs",
         "30",

@@ -10,7 +10,7 @@ use crate::profiles::facts::VideoFacts;
 
 /// Bytes read before sniffing: enough for every signature and for most
 /// image headers and WebM track headers.
-pub(super) const PREFIX_BYTES: usize = 64 * 1024;
+pub(super) use crate::bounds::PREFIX_BYTES;
 
 /// The byte limit for the job's kind.
 pub(super) fn max_bytes(limits: &Limits, kind: JobKind) -> u64 {

@@ -24,8 +24,7 @@ use crate::media::{Format, MediaError, MediaInfo, Need};
 use crate::profiles::facts::Facts;
 use crate::result::AssetOut;
 
-/// Largest file tail read to find a trailing `moov`.
-const MOOV_TAIL_CAP: u64 = 16 * 1024 * 1024;
+use crate::bounds::HOSTED_MOOV_TAIL as MOOV_TAIL_CAP;
 
 /// The start of a file, as read so far.
 struct Prefix<'a> {

@@ -41,7 +41,7 @@ pub const ASSET_CONCURRENCY: usize = crate::job::MAX_SLIDESHOW_URLS;
 /// Bytes of image bodies held in memory at once, across all jobs. A fetch
 /// reserves its declared size (or the image limit when undeclared) before it
 /// reads, so many large slideshows at once queue instead of exhausting memory.
-pub const IMAGE_BUFFER_BUDGET: u64 = 256 * 1024 * 1024;
+pub use crate::bounds::IMAGE_BUFFER_BUDGET;
 
 /// Checks and copies assets. Cheap to clone.
 #[derive(Clone)]

@@ -15,7 +15,7 @@ pub enum Kind {
 
 /// How far into a file an image header may lie (JPEG APPn segments before
 /// the frame header; each is at most 64 KiB, but there can be many).
-pub const IMAGE_HEADER_CAP: u64 = 4 * 1024 * 1024;
+pub use crate::bounds::IMAGE_HEADER_CAP;
 
 /// Why an asset's bytes are not acceptable media.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -11,7 +11,7 @@ use super::{MediaInfo, ProbeError};
 
 /// Largest `moov` the scanner keeps in memory for metadata. A bigger one is
 /// walked past (the file can still be valid) and its metadata omitted.
-pub const MOOV_CAP: u64 = 32 * 1024 * 1024;
+pub use crate::bounds::MOOV_LIMIT as MOOV_CAP;
 
 /// Walks top-level boxes of a stream that starts at byte `offset` of a file.
 #[derive(Debug)]

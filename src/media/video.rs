@@ -8,7 +8,7 @@ use super::check::MediaError;
 use super::{Format, MediaInfo, ProbeError, mp4, webm};
 
 /// How far into a WebM file `Info` and `Tracks` are looked for.
-pub const WEBM_HEAD_CAP: usize = 1024 * 1024;
+pub use crate::bounds::WEBM_HEAD_CAP;
 
 #[derive(Debug)]
 pub struct VideoProbe {

@@ -26,7 +26,7 @@ pub use plan::{Plan, Shaper, Step, Target};
 /// Bytes of decoded pixels held at once, across all jobs (reserved before
 /// each decode, in KiB permits). A decode needing more than this is never
 /// attempted.
-pub const DECODE_BUDGET: u64 = 512 * 1024 * 1024;
+pub use crate::bounds::DECODE_BUDGET;
 
 /// Normalisation settings (`REHOST_NORMALIZE`, `REHOST_STRIP_METADATA`,
 /// `REHOST_JPEG_QUALITY`).

@@ -6,7 +6,7 @@ pub const MAX_PART: u64 = 5 * 1024 * 1024 * 1024;
 pub const MAX_PARTS: u64 = 10_000;
 /// The preferred part size: big enough for few requests, small enough that a
 /// few parts in flight stay within a small, fixed memory budget.
-pub const DEFAULT_PART: u64 = 8 * 1024 * 1024;
+pub use crate::bounds::DEFAULT_PART;
 
 /// The part size for an object of `size` bytes (the declared length, or the
 /// byte limit when the length is unknown), rounded up to a whole MiB.

@@ -16,9 +16,13 @@
 //!   killed workers left (upload markers, unfinished uploads, staging
 //!   objects of earlier versions) older than a cutoff, and the README gives
 //!   the bucket lifecycle rule for unfinished uploads.
-//! - Whether the store honours `If-None-Match: *` is probed once (a second
-//!   conditional `PUT` must get 412); where it does not (Garage 1.x), the
-//!   index is written and read back instead.
+//! - Whether the store honours `If-None-Match: *` is probed (a second
+//!   conditional `PUT` must get 412) until the probe gives a definite
+//!   answer: 412 (honoured), or a 200 or 501 (ignored). Where it is ignored
+//!   (Garage) or not known yet, the index is claimed by a read, then an
+//!   unconditional write, and a writer never deletes a copy it may have
+//!   named in the index: two objects for the same bytes are then possible,
+//!   a URL to a deleted one never is.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -48,8 +52,7 @@ pub use upload::S3Upload;
 
 /// Every object is immutable: its key is its content.
 pub const CACHE_CONTROL: &str = "public, max-age=31536000, immutable";
-/// Parts uploading at once per video (memory: this many parts plus one filling).
-pub const PARTS_IN_FLIGHT: usize = 3;
+pub use crate::bounds::PARTS_IN_FLIGHT;
 
 #[derive(Clone)]
 pub struct S3Store {
@@ -65,8 +68,9 @@ struct Inner {
     cleanups: TaskTracker,
     /// Size assumed for part planning when a video's length is unknown.
     max_object: u64,
-    /// Whether the store honours `If-None-Match: *` (probed on first need).
-    conditional: tokio::sync::OnceCell<bool>,
+    /// Whether the store honours `If-None-Match: *`, once a probe gave a
+    /// definite answer.
+    conditional: std::sync::OnceLock<bool>,
 }
 
 impl std::fmt::Debug for S3Store {
@@ -152,7 +156,7 @@ impl S3Store {
                 keys,
                 cleanups: TaskTracker::new(),
                 max_object,
-                conditional: tokio::sync::OnceCell::new(),
+                conditional: std::sync::OnceLock::new(),
             }),
         }
     }
@@ -199,7 +203,10 @@ impl S3Store {
         Ok(self.stored(key, new))
     }
 
-    /// Writes `bytes` under `key` unless it exists; whether anything was written.
+    /// Writes `bytes` under `key` unless it exists; whether anything was
+    /// written. The key is the content, so where the store refuses or
+    /// ignores `If-None-Match` an unconditional write of the same bytes is
+    /// just as safe.
     pub(super) async fn put_new(
         &self,
         key: &str,
@@ -222,13 +229,12 @@ impl S3Store {
                 .body(ByteStream::from(bytes.clone()))
                 .send()
         };
-        match put(true).await {
+        let conditional = self.inner.conditional.get() != Some(&false);
+        match put(conditional).await {
             Ok(_) => Ok(true),
             // Someone stored the same content first.
-            Err(e) if status(&e) == Some(412) => Ok(false),
-            // Stores without conditional PUT: the key is the content, so an
-            // unconditional write of the same bytes is still safe.
-            Err(e) if status(&e) == Some(501) => {
+            Err(e) if conditional && status(&e) == Some(412) => Ok(false),
+            Err(e) if conditional && matches!(status(&e), Some(400 | 501)) => {
                 tracing::warn!(key, "store refuses If-None-Match; writing unconditionally");
                 put(false)
                     .await
@@ -296,35 +302,35 @@ impl S3Store {
         }
     }
 
-    /// Whether the store honours `If-None-Match: *`, probed once: a second
-    /// conditional `PUT` of a probe object must be refused with 412. When
-    /// the probe cannot run (the store is down), it is assumed and probed
-    /// again next time.
-    pub(super) async fn conditional_puts(&self) -> bool {
+    /// Whether the store honours `If-None-Match: *`: `Some` once a probe
+    /// answered definitely (then never probed again), `None` while unknown
+    /// (a transport error, or an answer such as 400 that says nothing
+    /// about it): the caller then takes the path that is safe either way.
+    pub(super) async fn conditional_puts(&self) -> Option<bool> {
         if let Some(v) = self.inner.conditional.get() {
-            return *v;
+            return Some(*v);
         }
         match self.probe_conditional().await {
-            Ok(honoured) => {
+            Ok(Some(honoured)) => {
                 if !honoured {
                     tracing::warn!(
-                        "the store ignores If-None-Match; video dedup falls back to write-then-read-back"
+                        "the store ignores If-None-Match; a video written by two workers at once may be stored twice"
                     );
                 }
-                *self
-                    .inner
-                    .conditional
-                    .get_or_init(|| async { honoured })
-                    .await
+                Some(*self.inner.conditional.get_or_init(|| honoured))
             }
+            Ok(None) => None,
             Err(e) => {
                 tracing::debug!(error = %e, "cannot probe conditional PUT yet");
-                true
+                None
             }
         }
     }
 
-    async fn probe_conditional(&self) -> Result<bool, StoreError> {
+    /// Two conditional `PUT`s of a fresh probe object: the second's 412
+    /// means honoured; its success, or a 501 to either, means ignored;
+    /// anything else is no answer (`None`).
+    async fn probe_conditional(&self) -> Result<Option<bool>, StoreError> {
         let key = self
             .keys()
             .pending(&format!("probe-{}", uuid::Uuid::new_v4().simple()));
@@ -337,18 +343,20 @@ impl S3Store {
                 .body(ByteStream::from(Bytes::from_static(b"probe")))
                 .send()
         };
-        put().await.map_err(|e| fail("probe conditional PUT", e))?;
-        let honoured = match put().await {
-            Err(e) if status(&e) == Some(412) => true,
-            Ok(_) => false,
-            Err(e) if status(&e) == Some(501) => false,
-            Err(e) => {
-                let _ = self.delete(&key).await;
-                return Err(fail("probe conditional PUT", e));
-            }
+        let answer = match put().await {
+            Err(e) if status(&e) == Some(501) => Some(false),
+            Err(e) if status(&e).is_some() => None,
+            Err(e) => return Err(fail("probe conditional PUT", e)),
+            Ok(_) => match put().await {
+                Err(e) if status(&e) == Some(412) => Some(true),
+                Ok(_) => Some(false),
+                Err(e) if status(&e) == Some(501) => Some(false),
+                Err(_) => None,
+            },
         };
-        self.delete(&key).await?;
-        Ok(honoured)
+        // The probe object may not exist (refused): a failed delete is fine.
+        let _ = self.delete(&key).await;
+        Ok(answer)
     }
 
     async fn delete(&self, key: &str) -> Result<(), StoreError> {

@@ -16,10 +16,7 @@ use tokio::sync::watch;
 
 use crate::metrics::METRICS;
 
-/// The intake loop beats at least every 15 s, and the reconnect loop before
-/// every attempt (at most a 30 s backoff plus a 30 s connect timeout apart);
-/// silence longer than this means it is stuck.
-pub const LIVENESS_LIMIT: Duration = Duration::from_secs(120);
+pub use crate::bounds::LIVENESS_LIMIT;
 
 #[derive(Debug)]
 pub struct Health {
@@ -37,6 +34,8 @@ pub struct Health {
     shutting_down: AtomicBool,
     topology_error: Mutex<Option<String>>,
     store_ok: watch::Sender<bool>,
+    /// A store check has answered at least once (before it, not ready).
+    store_checked: AtomicBool,
     /// Deliveries whose publish is failing right now.
     publish_holds: watch::Sender<usize>,
     in_flight: AtomicUsize,
@@ -85,7 +84,9 @@ impl Health {
             blocked: Mutex::new(None),
             shutting_down: AtomicBool::new(false),
             topology_error: Mutex::new(None),
-            store_ok: watch::Sender::new(true),
+            // Not ready until the first store check passes.
+            store_ok: watch::Sender::new(false),
+            store_checked: AtomicBool::new(false),
             publish_holds: watch::Sender::new(0),
             in_flight: AtomicUsize::new(0),
             not_consuming_since: Mutex::new(Some(Instant::now())),
@@ -131,6 +132,7 @@ impl Health {
     }
 
     pub fn set_store(&self, ok: bool) {
+        self.store_checked.store(true, Ordering::SeqCst);
         self.store_ok
             .send_if_modified(|v| std::mem::replace(v, ok) != ok);
     }
@@ -215,6 +217,9 @@ impl Health {
         }
         if let Some(reason) = lock(&self.blocked).clone() {
             return Err(format!("the broker blocks publishing ({reason})"));
+        }
+        if !self.store_checked.load(Ordering::SeqCst) {
+            return Err("object storage not checked yet".into());
         }
         if !*self.store_ok.borrow() {
             return Err("object storage is failing".into());

@@ -3,25 +3,39 @@
 //! open (the store and publishing work). Paused longer than the pause limit
 //! with deliveries prefetched, the session is ended so the broker gets them
 //! back before its consumer timeout.
+//!
+//! Each delivery is stamped when it arrives from the broker (a reader task
+//! drains the consumer as deliveries come), because the broker's consumer
+//! timeout runs from then, not from when a permit lets the worker take it.
+//! The broker sends at most `REHOST_CONCURRENCY` unacked deliveries, so
+//! the reader's queue holds at most that many.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt;
 use lapin::Consumer;
+use lapin::message::Delivery;
 use lapin::options::{BasicCancelOptions, BasicConsumeOptions};
 use lapin::types::FieldTable;
-use tokio::sync::OwnedSemaphorePermit;
+use tokio::sync::{OwnedSemaphorePermit, mpsc};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::AbortOnDropHandle;
 
 use super::session::Session;
 use super::{Ctx, delivery};
+use crate::bounds::BEAT;
 use crate::broker::headers::short;
 use crate::metrics::METRICS;
 
-/// How often the intake loop shows it is alive (and refreshes queue depths).
-pub(super) const BEAT: Duration = Duration::from_secs(15);
+/// A delivery and when it arrived from the broker.
+pub(super) struct Arrival {
+    pub delivery: Delivery,
+    pub at: Instant,
+}
+
+type Arrivals = mpsc::UnboundedReceiver<anyhow::Result<Arrival>>;
 
 /// Consumes until `stop` (`Ok`) or until the session is lost or must be
 /// renewed (`Err`).
@@ -34,7 +48,7 @@ pub(super) async fn consume(
         return Ok(());
     }
     let tag = format!("rehost-{}", uuid::Uuid::new_v4().simple());
-    let mut consumer = session
+    let consumer = session
         .channel
         .basic_consume(
             short(&ctx.names.queue),
@@ -45,7 +59,9 @@ pub(super) async fn consume(
         .await?;
     ctx.health.set_consuming(true);
     tracing::info!(queue = %ctx.names.queue, "connected; consuming");
-    let result = take(ctx, session, &mut consumer, stop).await;
+    let (tx, mut arrivals) = mpsc::unbounded_channel();
+    let _reader = AbortOnDropHandle::new(tokio::spawn(read(consumer, tx)));
+    let result = take(ctx, session, &mut arrivals, stop).await;
     ctx.health.set_consuming(false);
     if result.is_ok() {
         // Stopping: no new deliveries; prefetched ones return to the queue
@@ -75,11 +91,30 @@ async fn wait_until_open(
     }
 }
 
+/// Drains the consumer, stamping each delivery as it arrives; ends with
+/// the consumer (or when intake no longer listens).
+async fn read(mut consumer: Consumer, tx: mpsc::UnboundedSender<anyhow::Result<Arrival>>) {
+    loop {
+        let next = match consumer.next().await {
+            Some(Ok(delivery)) => Ok(Arrival {
+                delivery,
+                at: Instant::now(),
+            }),
+            Some(Err(e)) => Err(e.into()),
+            None => Err(anyhow::anyhow!("the consumer was cancelled by the broker")),
+        };
+        let last = next.is_err();
+        if tx.send(next).is_err() || last {
+            return;
+        }
+    }
+}
+
 /// Takes deliveries and starts a task for each.
 async fn take(
     ctx: &Arc<Ctx>,
     session: &Arc<Session>,
-    consumer: &mut Consumer,
+    arrivals: &mut Arrivals,
     stop: &CancellationToken,
 ) -> anyhow::Result<()> {
     let mut tick = tokio::time::interval(BEAT);
@@ -98,19 +133,19 @@ async fn take(
                 continue;
             }
             p = next_permit(ctx) => p?,
-            () = pause_limit(paused_since, ctx.config.pause_limit) => anyhow::bail!(
+            () = pause_limit(paused_since, ctx.budgets.pause_limit()) => anyhow::bail!(
                 "intake paused for {} s; returning prefetched jobs to the queue",
-                ctx.config.pause_limit.as_secs()
+                ctx.budgets.pause_limit().as_secs()
             ),
         };
-        let Some(delivery) = next_delivery(ctx, session, consumer, stop, &mut tick).await? else {
+        let Some(arrival) = next_delivery(ctx, session, arrivals, stop, &mut tick).await? else {
             return Ok(());
         };
         METRICS.deliveries.inc();
         ctx.tasks.spawn(delivery::handle(
             ctx.clone(),
             session.clone(),
-            delivery,
+            arrival,
             permit,
         ));
     }
@@ -134,18 +169,18 @@ async fn pause_limit(since: Option<Instant>, limit: Duration) {
 async fn next_delivery(
     ctx: &Ctx,
     session: &Session,
-    consumer: &mut Consumer,
+    arrivals: &mut Arrivals,
     stop: &CancellationToken,
     tick: &mut tokio::time::Interval,
-) -> anyhow::Result<Option<lapin::message::Delivery>> {
+) -> anyhow::Result<Option<Arrival>> {
     loop {
         tokio::select! {
             () = stop.cancelled() => return Ok(None),
             () = session.lost.cancelled() => anyhow::bail!("the connection was lost"),
-            d = consumer.next() => match d {
-                Some(Ok(delivery)) => return Ok(Some(delivery)),
-                Some(Err(e)) => return Err(e.into()),
-                None => anyhow::bail!("the consumer was cancelled by the broker"),
+            a = arrivals.recv() => match a {
+                Some(Ok(arrival)) => return Ok(Some(arrival)),
+                Some(Err(e)) => return Err(e),
+                None => anyhow::bail!("the consumer ended"),
             },
             _ = tick.tick() => {
                 ctx.health.beat();

@@ -11,6 +11,7 @@
 //! those in flight finish within the grace period, and abandons the rest
 //! unacked for redelivery.
 
+mod decide;
 mod delivery;
 mod endpoints;
 pub mod health;
@@ -28,6 +29,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::app::App;
+use crate::bounds::{self, Budgets};
 use crate::broker::Names;
 use crate::config::Config;
 use crate::metrics::METRICS;
@@ -39,6 +41,8 @@ use health::Health;
 struct Ctx {
     pipeline: Pipeline,
     config: Config,
+    /// The delivery budgets derived from the settings.
+    budgets: Budgets,
     names: Names,
     health: Arc<Health>,
     /// Fired when the shutdown grace runs out: in-flight jobs are abandoned.
@@ -57,7 +61,8 @@ pub struct Running {
 /// `on_start` receives the bound HTTP address once serving.
 ///
 /// # Errors
-/// Fatal start-up failures (no store; the HTTP address cannot be bound).
+/// Fatal start-up failures (no store; settings that do not fit under the
+/// consumer timeout; the HTTP address cannot be bound).
 pub async fn run(
     app: App,
     shutdown: impl Future<Output = ()>,
@@ -69,7 +74,7 @@ pub async fn run(
         store,
     } = app;
     let store = store.ok_or_else(|| anyhow::anyhow!("rehost worker needs a store"))?;
-    warn_about_deadline(&config);
+    let budgets = config.budgets()?;
     let concurrency = usize::from(config.concurrency);
     let health = Arc::new(Health::new(concurrency, config.stall));
     let (http_addr, http_task) = endpoints::serve(config.http_addr, health.clone()).await?;
@@ -82,12 +87,13 @@ pub async fn run(
         .concurrency
         .set(i64::try_from(concurrency).unwrap_or(i64::MAX));
     let stop = CancellationToken::new();
-    let prober = tokio::spawn(prepare_store(
+    let prober = tokio::spawn(tend_store(
         store.clone(),
         health.clone(),
         config.job_timeout,
     ));
     let ctx = Arc::new(Ctx {
+        budgets,
         names: Names::from_config(&config),
         pipeline,
         health,
@@ -119,15 +125,6 @@ pub async fn run(
     Ok(())
 }
 
-fn warn_about_deadline(config: &Config) {
-    if config.job_timeout >= delivery::DELIVERY_BUDGET {
-        tracing::warn!(
-            job_timeout_s = config.job_timeout.as_secs(),
-            "REHOST_JOB_TIMEOUT_SECS is at or above 25 minutes: a job may outlive the broker's consumer timeout (30 minutes by default); raise the broker's consumer_timeout to match"
-        );
-    }
-}
-
 /// Stops taking jobs and lets those in flight finish within the grace
 /// period; then abandons the rest (uploads aborted, deliveries unacked).
 async fn drain(ctx: &Ctx) {
@@ -149,35 +146,56 @@ async fn drain(ctx: &Ctx) {
     }
 }
 
-/// Sweeps leftovers of killed workers, checks the store, then keeps
-/// probing it whenever a job marks it failing, until it answers again.
-async fn prepare_store(store: Store, health: Arc<Health>, job_timeout: Duration) {
-    // Young leftovers may belong to live workers.
-    match store.sweep(job_timeout * 2).await {
-        Ok(s) => tracing::info!(
+/// Checks the store before anything else (intake stays closed until it
+/// answers), then sweeps leftovers of killed workers and dropped tries,
+/// again every [`bounds::sweep_every`]; whenever a job marks the store
+/// failing, probes it until it answers again.
+async fn tend_store(store: Store, health: Arc<Health>, job_timeout: Duration) {
+    match check(&store).await {
+        Ok(()) => health.set_store(true),
+        Err(e) => {
+            tracing::error!(error = %e, "object storage does not answer; not taking jobs until it does");
+            health.set_store(false);
+            probe_until_ok(&store, &health).await;
+        }
+    }
+    let age = job_timeout * bounds::SWEEP_AGE_DEADLINES;
+    let mut sweeps = tokio::time::interval(bounds::sweep_every(job_timeout));
+    loop {
+        tokio::select! {
+            _ = sweeps.tick() => sweep(&store, age).await,
+            () = health.wait_store_failing() => probe_until_ok(&store, &health).await,
+        }
+    }
+}
+
+/// One sweep of leftovers older than `age` (young ones may belong to live
+/// workers), bounded by [`bounds::SWEEP_LIMIT`].
+async fn sweep(store: &Store, age: Duration) {
+    match tokio::time::timeout(bounds::SWEEP_LIMIT, store.sweep(age)).await {
+        Ok(Ok(s)) => tracing::info!(
             temp_objects = s.temp_objects,
             uploads = s.uploads,
             "swept leftovers"
         ),
-        Err(e) => {
-            tracing::warn!(error = %e, "sweep failed; the bucket's lifecycle rule will clean up")
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "sweep failed; the next sweep or the bucket's lifecycle rule will clean up")
         }
-    }
-    if let Err(e) = check(&store).await {
-        tracing::error!(error = %e, "object storage does not answer; not taking jobs until it does");
-        health.set_store(false);
-    }
-    loop {
-        health.wait_store_failing().await;
-        probe_until_ok(&store, &health).await;
+        Err(_) => tracing::warn!(
+            limit_s = bounds::SWEEP_LIMIT.as_secs(),
+            "sweep did not finish in time; the next sweep goes on"
+        ),
     }
 }
 
 /// One store check, bounded.
 async fn check(store: &Store) -> Result<(), String> {
-    match tokio::time::timeout(Duration::from_secs(30), store.check()).await {
+    match tokio::time::timeout(bounds::STORE_CHECK, store.check()).await {
         Ok(r) => r.map_err(|e| e.to_string()),
-        Err(_) => Err("no answer within 30 s".into()),
+        Err(_) => Err(format!(
+            "no answer within {} s",
+            bounds::STORE_CHECK.as_secs()
+        )),
     }
 }
 

@@ -8,44 +8,23 @@
 //! abandons its jobs, or when the delivery's budget runs out (the job is
 //! handed back to the queue).
 
-use std::time::Duration;
-
 use lapin::message::Delivery;
 use lapin::options::BasicNackOptions;
 use tokio::time::Instant;
 
 use super::Ctx;
-use super::delivery::DELIVERY_BUDGET;
+use super::decide::{self, PublishFacts, Step, Turn};
 use super::health::PublishHold;
 use super::session::Session;
+use crate::bounds::{HAND_BACK, PUBLISH_TIMEOUT, TOPOLOGY_REPAIR};
 use crate::broker::publisher::PublishError;
 use crate::metrics::{METRICS, labels};
-use crate::result::ResultMessage;
 use crate::trace::TraceContext;
 
 /// A delivery and the trace its job runs in.
 pub(super) struct Job<'a> {
     pub delivery: &'a Delivery,
     pub trace: &'a TraceContext,
-}
-
-/// Longest wait for one publish's confirm before it is tried again.
-const PUBLISH_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// One message a delivery owes.
-pub(super) enum Step {
-    /// The result, to the results exchange.
-    Event(Box<ResultMessage>),
-    /// The same result, to the job's `reply_to` queue.
-    Reply {
-        queue: String,
-        correlation_id: Option<String>,
-        result: Box<ResultMessage>,
-    },
-    /// The job, to its retry queue.
-    Retry { queue: String, next_attempt: u32 },
-    /// The body, to the parking lot.
-    Park { reason: String },
 }
 
 impl Step {
@@ -79,7 +58,11 @@ impl Step {
                     .inc();
                 observe_age(delivery);
             }
-            Step::Retry { .. } => {
+            Step::Retry {
+                queue,
+                next_attempt,
+            } => {
+                tracing::info!(%queue, next_attempt, "moved the job to its retry queue");
                 METRICS.retries.inc();
             }
             Step::Park { .. } => {
@@ -113,10 +96,10 @@ pub(super) async fn all(
     session: &Session,
     job: &Job<'_>,
     steps: &[Step],
-    received: Instant,
+    deadline: Instant,
 ) -> bool {
     for step in steps {
-        if !reliably(ctx, session, job, step, received).await {
+        if !reliably(ctx, session, job, step, deadline).await {
             return false;
         }
         step.count(job.delivery);
@@ -124,44 +107,46 @@ pub(super) async fn all(
     true
 }
 
-/// Publishes one step until the broker confirms it, or gives up.
+/// Publishes one step until the broker confirms it, or gives up (each turn
+/// decided by [`decide::publish_turn`]).
 async fn reliably(
     ctx: &Ctx,
     session: &Session,
     job: &Job<'_>,
     step: &Step,
-    received: Instant,
+    deadline: Instant,
 ) -> bool {
     let delivery = job.delivery;
-    let mut backoff = Duration::from_millis(200);
+    let mut backoff = decide::FIRST_BACKOFF;
     let mut hold: Option<PublishHold<'_>> = None;
     loop {
-        if !delivery.acker.usable() || session.lost.is_cancelled() {
-            tracing::warn!("the delivery's connection closed; the job is left for redelivery");
-            return false;
-        }
-        if received.elapsed() >= DELIVERY_BUDGET {
-            hand_back(delivery).await;
-            return false;
-        }
-        let wait = if session.publisher.blocked() {
-            Duration::from_millis(500)
-        } else {
-            match tokio::time::timeout(PUBLISH_TIMEOUT, step.send(ctx, session, job)).await {
-                Ok(Ok(())) => return true,
-                Ok(Err(e)) => tracing::warn!(error = %e, "publish failed; retrying"),
-                Err(_) => tracing::warn!(
-                    "no confirm within {} s; retrying",
-                    PUBLISH_TIMEOUT.as_secs()
-                ),
+        let facts = PublishFacts {
+            usable: delivery.acker.usable() && !session.lost.is_cancelled(),
+            now: Instant::now(),
+            deadline,
+            blocked: session.publisher.blocked(),
+        };
+        let wait = match decide::publish_turn(facts) {
+            Turn::Abandon => {
+                tracing::warn!("the delivery's connection closed; the job is left for redelivery");
+                return false;
             }
-            if ctx.names.declare {
-                // A deleted exchange or queue comes back with the topology.
-                let _ = session.publisher.ensure_topology(&ctx.names).await;
+            Turn::HandBack => {
+                tracing::warn!(
+                    "the result could not be published within the delivery's budget; returning the job to the queue"
+                );
+                hand_back(delivery).await;
+                return false;
             }
-            let wait = backoff;
-            backoff = (backoff * 2).min(Duration::from_secs(10));
-            wait
+            Turn::WaitBlocked => decide::BLOCKED_WAIT,
+            Turn::Send => {
+                if send(ctx, session, job, step).await {
+                    return true;
+                }
+                let (wait, next) = decide::backoff(backoff);
+                backoff = next;
+                wait
+            }
         };
         hold.get_or_insert_with(|| ctx.health.hold_publish());
         tokio::select! {
@@ -172,17 +157,35 @@ async fn reliably(
     }
 }
 
-/// The delivery's budget ran out before its result could be published:
-/// hand it back to the queue now rather than at the broker's consumer
-/// timeout.
-async fn hand_back(delivery: &Delivery) {
-    tracing::warn!(
-        budget_s = DELIVERY_BUDGET.as_secs(),
-        "the result could not be published within the delivery's budget; returning the job to the queue"
-    );
+/// One publish of `step`, its confirm awaited (bounded); after a failure
+/// the topology is declared again (bounded) in case an entity was deleted.
+async fn send(ctx: &Ctx, session: &Session, job: &Job<'_>, step: &Step) -> bool {
+    match tokio::time::timeout(PUBLISH_TIMEOUT, step.send(ctx, session, job)).await {
+        Ok(Ok(())) => return true,
+        Ok(Err(e)) => tracing::warn!(error = %e, "publish failed; retrying"),
+        Err(_) => tracing::warn!(
+            "no confirm within {} s; retrying",
+            PUBLISH_TIMEOUT.as_secs()
+        ),
+    }
+    if ctx.names.declare {
+        let repair = session.publisher.ensure_topology(&ctx.names);
+        if tokio::time::timeout(TOPOLOGY_REPAIR, repair).await.is_err() {
+            tracing::warn!(
+                "re-declaring the topology took over {} s",
+                TOPOLOGY_REPAIR.as_secs()
+            );
+        }
+    }
+    false
+}
+
+/// Gives the delivery back to the queue now (nack, requeue) rather than
+/// at the broker's consumer timeout.
+pub(super) async fn hand_back(delivery: &Delivery) {
     let nack = delivery.acker.nack(BasicNackOptions {
         requeue: true,
         ..BasicNackOptions::default()
     });
-    let _ = tokio::time::timeout(Duration::from_secs(5), nack).await;
+    let _ = tokio::time::timeout(HAND_BACK, nack).await;
 }

@@ -18,8 +18,8 @@ use crate::broker::publisher::Publisher;
 use crate::broker::{self, topology};
 use crate::metrics::METRICS;
 
-/// How long one connection attempt may take.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+use crate::bounds::BROKER_CONNECT as CONNECT_TIMEOUT;
+
 /// A connection that consumed at least this long resets the backoff.
 const HEALTHY_SESSION: Duration = Duration::from_secs(30);
 

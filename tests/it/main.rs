@@ -5,6 +5,7 @@ mod helpers;
 
 mod byo;
 mod codes;
+mod dedup;
 mod garage;
 mod guard;
 mod hosted;

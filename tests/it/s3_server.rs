@@ -1,6 +1,11 @@
 //! A real S3 server in the test process: `s3s-fs` over a temp dir, spoken to
 //! over HTTP with signatures checked. Every request is logged as
 //! `METHOD path?query` so tests can count uploads.
+//!
+//! In front of it sits a [`Gate`], a proxy of the tests' own: it can hold
+//! chosen requests (by method and path) until the test releases them one by
+//! one, to force interleavings of several writers, and it can refuse
+//! `If-None-Match` with 400 as some stores do.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -22,7 +27,148 @@ pub struct S3Server {
     pub addr: SocketAddr,
     pub root: tempfile::TempDir,
     pub log: Arc<Mutex<Vec<String>>>,
+    pub gate: Arc<Gate>,
     task: tokio::task::JoinHandle<()>,
+}
+
+type Filter = Box<dyn Fn(&str, &str) -> bool + Send + Sync>;
+
+/// Holds the requests a filter picks until the test releases them.
+#[derive(Default)]
+pub struct Gate {
+    filter: Mutex<Option<Filter>>,
+    held: Mutex<Vec<Held>>,
+    arrived: tokio::sync::Notify,
+    /// Answer 400 to any request carrying `If-None-Match`.
+    refuse_conditions: std::sync::atomic::AtomicBool,
+}
+
+/// One held request: what it is, and how to let it through.
+pub struct Held {
+    pub method: String,
+    pub path: String,
+    pub body: bytes::Bytes,
+    release: tokio::sync::oneshot::Sender<()>,
+}
+
+impl Gate {
+    /// Holds every later request for which `f(method, path)` is true.
+    pub fn hold(&self, f: impl Fn(&str, &str) -> bool + Send + Sync + 'static) {
+        *self.filter.lock().expect("gate") = Some(Box::new(f));
+    }
+
+    /// Holds nothing more and lets every held request through.
+    pub fn open(&self) {
+        *self.filter.lock().expect("gate") = None;
+        for h in self.held.lock().expect("gate").drain(..) {
+            let _ = h.release.send(());
+        }
+    }
+
+    /// Whether the gate is holding at least `n` requests matching `f` by
+    /// `within` (a held request counts until it is released).
+    pub async fn wait_held(
+        &self,
+        n: usize,
+        within: std::time::Duration,
+        f: impl Fn(&Held) -> bool,
+    ) -> bool {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let notified = self.arrived.notified();
+            if self
+                .held
+                .lock()
+                .expect("gate")
+                .iter()
+                .filter(|h| f(h))
+                .count()
+                >= n
+            {
+                return true;
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return false;
+            }
+        }
+    }
+
+    /// Lets the first held request matching `f` through; whether there was one.
+    pub fn release(&self, f: impl Fn(&Held) -> bool) -> bool {
+        let mut held = self.held.lock().expect("gate");
+        match held.iter().position(f) {
+            Some(i) => {
+                let _ = held.remove(i).release.send(());
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The bodies of the held requests matching `f`, in arrival order.
+    pub fn bodies(&self, f: impl Fn(&Held) -> bool) -> Vec<String> {
+        let held = self.held.lock().expect("gate");
+        held.iter()
+            .filter(|h| f(h))
+            .map(|h| String::from_utf8_lossy(&h.body).into_owned())
+            .collect()
+    }
+
+    /// Answer 400 to `If-None-Match` from now on (`true`) or not.
+    pub fn refuse_conditions(&self, on: bool) {
+        self.refuse_conditions
+            .store(on, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    fn picks(&self, method: &str, path: &str) -> bool {
+        self.filter
+            .lock()
+            .expect("gate")
+            .as_ref()
+            .is_some_and(|f| f(method, path))
+    }
+
+    /// Passes `req` to the server, holding it first if the filter picks it.
+    async fn pass(
+        &self,
+        service: s3s::service::S3Service,
+        req: hyper::Request<hyper::body::Incoming>,
+    ) -> Result<s3s::HttpResponse, s3s::HttpError> {
+        use http_body_util::BodyExt;
+        let refused = self
+            .refuse_conditions
+            .load(std::sync::atomic::Ordering::SeqCst)
+            && req.headers().contains_key("if-none-match");
+        if refused {
+            let mut resp = hyper::Response::new(s3s::Body::from(bytes::Bytes::from_static(
+                b"<Error><Code>InvalidArgument</Code><Message>If-None-Match is not supported</Message></Error>",
+            )));
+            *resp.status_mut() = hyper::StatusCode::BAD_REQUEST;
+            return Ok(resp);
+        }
+        let (method, path) = (req.method().to_string(), req.uri().path().to_string());
+        if !self.picks(&method, &path) {
+            return hyper::service::Service::call(&service, req).await;
+        }
+        let (parts, body) = req.into_parts();
+        let body = body
+            .collect()
+            .await
+            .map(|b| b.to_bytes())
+            .unwrap_or_default();
+        let (release, released) = tokio::sync::oneshot::channel();
+        self.held.lock().expect("gate").push(Held {
+            method,
+            path,
+            body: body.clone(),
+            release,
+        });
+        self.arrived.notify_waiters();
+        let _ = released.await;
+        service
+            .call(hyper::Request::from_parts(parts, s3s::Body::from(body)))
+            .await
+    }
 }
 
 impl Drop for S3Server {
@@ -57,6 +203,8 @@ impl S3Server {
         let addr = listener.local_addr().expect("addr");
         let log = Arc::new(Mutex::new(Vec::new()));
         let task_log = log.clone();
+        let gate = Arc::new(Gate::default());
+        let task_gate = gate.clone();
         let task = tokio::spawn(async move {
             loop {
                 let Ok((sock, _)) = listener.accept().await else {
@@ -64,6 +212,7 @@ impl S3Server {
                 };
                 let service = service.clone();
                 let log = task_log.clone();
+                let gate = task_gate.clone();
                 tokio::spawn(async move {
                     let svc = hyper::service::service_fn(
                         move |req: hyper::Request<hyper::body::Incoming>| {
@@ -74,7 +223,8 @@ impl S3Server {
                             );
                             log.lock().expect("log").push(line);
                             let service = service.clone();
-                            async move { hyper::service::Service::call(&service, req).await }
+                            let gate = gate.clone();
+                            async move { gate.pass(service, req).await }
                         },
                     );
                     let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
@@ -87,6 +237,7 @@ impl S3Server {
             addr,
             root,
             log,
+            gate,
             task,
         }
     }

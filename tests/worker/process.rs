@@ -122,6 +122,38 @@ async fn worker_without_a_store_refuses_to_start() {
     assert!(err.contains("REHOST_STORE_DIR"), "{err}");
 }
 
+/// Regression: the delivery budget was a constant 25 minutes whatever the
+/// job deadline, so an hour-long try's result was never published. Settings
+/// that cannot fit under the consumer timeout now stop the worker at start.
+#[tokio::test]
+async fn a_job_deadline_over_the_consumer_timeout_is_refused_at_start() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let run = |consumer: &str| {
+        Command::new(env!("CARGO_BIN_EXE_rehost"))
+            .arg("worker")
+            .env("REHOST_STORE_DIR", dir.path())
+            .env("REHOST_JOB_TIMEOUT_SECS", "3600")
+            .env("REHOST_CONSUMER_TIMEOUT_SECS", consumer)
+            .env("AMQP_URL", "amqp://guest:guest@127.0.0.1:1/%2f")
+            .env("REHOST_HTTP_ADDR", "127.0.0.1:0")
+            .output()
+            .expect("run")
+    };
+    let out = run("1800");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "one line: {err}");
+    assert!(err.contains("REHOST_CONSUMER_TIMEOUT_SECS"), "{err}");
+    assert!(err.contains("REHOST_JOB_TIMEOUT_SECS"), "{err}");
+    let check = Command::new(env!("CARGO_BIN_EXE_rehost"))
+        .arg("check-config")
+        .env("REHOST_JOB_TIMEOUT_SECS", "3600")
+        .env("AMQP_URL", "amqp://guest:guest@127.0.0.1:1/%2f")
+        .output()
+        .expect("run");
+    assert_eq!(check.status.code(), Some(2), "check-config agrees");
+}
+
 #[tokio::test]
 async fn loadtest_reports_every_job_and_no_losses() {
     if !broker_or_skip("loadtest_reports_every_job_and_no_losses") {

@@ -2,10 +2,23 @@
 //!
 //! A video is written once under a key chosen at the start
 //! (`{ws}/v/{id}.{ext}`). When its hash is known, the index object
-//! `.rehost/index/{ws}/{sha}.{ext}` is written with `If-None-Match: *`: the
-//! first writer wins and its key is the content's one URL; a later writer
-//! of the same bytes deletes its own copy and reports the winner's. A
-//! marker (`.rehost/pending/{id}`) lives from before the upload starts
+//! `.rehost/index/{ws}/{sha}.{ext}` names the content's copy:
+//!
+//! - On a store that honours `If-None-Match: *`, the index is written with
+//!   it: the first writer wins for good and its key is the content's one
+//!   URL; a later writer of the same bytes deletes its own copy (which the
+//!   index never named) and reports the winner's.
+//! - On a store that ignores it, or while that is not known, a writer
+//!   reads the index first and reports the copy it names, deleting its own;
+//!   if there is none, it marks its upload `claimed` and writes the index
+//!   unconditionally, then reports its own copy whatever the index says
+//!   later. A copy that may ever have been named in the index is never
+//!   deleted, by its writer, the leftover settlement or the sweep, so every
+//!   URL a writer reports stays valid; two writers at once may leave two
+//!   copies (allowed by contract v4).
+//!   Test: `it::dedup::three_writers_of_one_video_never_leave_a_dangling_url`.
+//!
+//! A marker (`.rehost/pending/{id}`) lives from before the upload starts
 //! until the index is settled, so the sweep can tell a killed worker's
 //! leftovers (no marker: settled) from live uploads.
 
@@ -15,30 +28,74 @@ use bytes::Bytes;
 use super::{S3Store, fail, status};
 use crate::store::StoreError;
 
-/// What a marker records: the video key, and once complete, the index key
-/// that should name it.
+/// What a marker records: the video key, once complete the index key that
+/// should name it, and whether an unconditional index write may have named
+/// it (then the video is never deleted).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct Marker {
     pub video: String,
     pub index: Option<String>,
+    pub claimed: bool,
 }
 
+/// The marker line that says the index may name the video.
+const CLAIMED: &str = "claimed";
+
 impl Marker {
-    fn encode(&self) -> Bytes {
-        match &self.index {
-            Some(index) => Bytes::from(format!("{}\n{index}\n", self.video)),
-            None => Bytes::from(format!("{}\n", self.video)),
+    pub(super) fn uploading(video: &str) -> Marker {
+        Marker {
+            video: video.to_string(),
+            index: None,
+            claimed: false,
         }
+    }
+
+    pub(super) fn complete(video: &str, index: &str) -> Marker {
+        Marker {
+            video: video.to_string(),
+            index: Some(index.to_string()),
+            claimed: false,
+        }
+    }
+
+    fn encode(&self) -> Bytes {
+        let mut text = format!("{}\n", self.video);
+        if let Some(index) = &self.index {
+            text.push_str(&format!("{index}\n"));
+            if self.claimed {
+                text.push_str(CLAIMED);
+                text.push('\n');
+            }
+        }
+        Bytes::from(text)
     }
 
     fn decode(text: &str) -> Option<Marker> {
         let mut lines = text.lines().filter(|l| !l.is_empty());
         let video = lines.next()?.to_string();
+        let index = lines.next().map(str::to_string);
         Some(Marker {
             video,
-            index: lines.next().map(str::to_string),
+            claimed: index.is_some() && lines.next() == Some(CLAIMED),
+            index,
         })
     }
+
+    /// Whether the video this marker names may be deleted, given the key
+    /// the index names now: only if no index write of its own may have
+    /// named it.
+    pub(super) fn may_delete(&self, indexed: Option<&str>) -> bool {
+        !self.claimed && indexed != Some(self.video.as_str())
+    }
+}
+
+/// Who holds the content after a claim.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Claim {
+    /// The claiming writer's own copy is the one to report (and keep).
+    Mine,
+    /// Another copy is named by the index: report it, delete our own.
+    Theirs(String),
 }
 
 impl S3Store {
@@ -69,9 +126,14 @@ impl S3Store {
         self.delete(&self.keys().pending(id)).await
     }
 
-    /// Makes `video` the object for the index entry `index` unless another
-    /// writer did first; returns the key that holds the content.
-    pub(super) async fn claim(&self, index: &str, video: &str) -> Result<String, StoreError> {
+    /// Claims the index entry `index` for `video`, the upload `id`'s (see
+    /// the module doc for the two paths).
+    pub(super) async fn claim(
+        &self,
+        index: &str,
+        video: &str,
+        id: &str,
+    ) -> Result<Claim, StoreError> {
         let put = |conditional: bool| {
             self.client()
                 .put_object()
@@ -82,23 +144,23 @@ impl S3Store {
                 .body(ByteStream::from(Bytes::from(video.to_string())))
                 .send()
         };
-        if self.conditional_puts().await {
+        if self.conditional_puts().await == Some(true) {
             return match put(true).await {
-                Ok(_) => Ok(video.to_string()),
-                Err(e) if status(&e) == Some(412) => self.indexed(index).await,
+                Ok(_) => Ok(Claim::Mine),
+                Err(e) if status(&e) == Some(412) => Ok(Claim::Theirs(self.indexed(index).await?)),
                 Err(e) => Err(fail(&format!("PUT {index}"), e)),
             };
         }
-        // The store ignores If-None-Match: write, then read back who won
-        // (a rare concurrent duplicate may then keep two copies; never a
-        // broken URL).
-        if let Some(winner) = self.indexed_opt(index).await? {
-            return Ok(winner);
+        if let Some(named) = self.indexed_opt(index).await? {
+            return Ok(Claim::Theirs(named));
         }
+        let mut marker = Marker::complete(video, index);
+        marker.claimed = true;
+        self.put_marker(id, &marker).await?;
         put(false)
             .await
             .map_err(|e| fail(&format!("PUT {index}"), e))?;
-        self.indexed(index).await
+        Ok(Claim::Mine)
     }
 
     /// The video key an index entry names.
@@ -146,24 +208,35 @@ impl S3Store {
 mod tests {
     use super::*;
 
+    fn round_trip(m: &Marker) -> Option<Marker> {
+        Marker::decode(&String::from_utf8_lossy(&m.encode()))
+    }
+
     #[test]
     fn markers_round_trip() {
-        let m = Marker {
-            video: "w/v/1.mp4".into(),
-            index: None,
-        };
-        assert_eq!(
-            Marker::decode(&String::from_utf8_lossy(&m.encode())),
-            Some(m)
-        );
-        let m = Marker {
-            video: "w/v/1.mp4".into(),
-            index: Some(".rehost/index/w/ab.mp4".into()),
-        };
-        assert_eq!(
-            Marker::decode(&String::from_utf8_lossy(&m.encode())),
-            Some(m)
-        );
+        let m = Marker::uploading("w/v/1.mp4");
+        assert_eq!(round_trip(&m), Some(m));
+        let mut m = Marker::complete("w/v/1.mp4", ".rehost/index/w/ab.mp4");
+        assert_eq!(round_trip(&m), Some(m.clone()));
+        m.claimed = true;
+        assert_eq!(round_trip(&m), Some(m));
         assert_eq!(Marker::decode(""), None);
+        // Markers of earlier versions (two lines) read as unclaimed.
+        let old = Marker::decode("w/v/1.mp4\n.rehost/index/w/ab.mp4\n").expect("marker");
+        assert!(!old.claimed);
+    }
+
+    #[test]
+    fn a_copy_the_index_may_have_named_is_never_deleted() {
+        let m = Marker::complete("w/v/1.mp4", "i");
+        assert!(m.may_delete(None), "never named, index empty");
+        assert!(m.may_delete(Some("w/v/2.mp4")), "another copy won");
+        assert!(!m.may_delete(Some("w/v/1.mp4")), "the index names it");
+        let claimed = Marker { claimed: true, ..m };
+        assert!(!claimed.may_delete(None));
+        assert!(
+            !claimed.may_delete(Some("w/v/2.mp4")),
+            "overwritten since, but someone may have read it"
+        );
     }
 }

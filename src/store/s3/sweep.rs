@@ -55,8 +55,8 @@ impl S3Store {
         }
     }
 
-    /// Settles old markers: a video object the content index does not name
-    /// is deleted; the marker goes either way.
+    /// Settles old markers: a video object the content index does not (and
+    /// may never have) named is deleted; the marker goes either way.
     async fn sweep_markers(&self, cutoff: SystemTime) -> Result<usize, StoreError> {
         let markers = self.old_keys(&self.keys().pending_prefix(), cutoff).await?;
         for key in &markers {
@@ -77,10 +77,10 @@ impl S3Store {
             return Ok(());
         }
         let indexed = match &m.index {
-            Some(index) => self.indexed_opt(index).await?.as_deref() == Some(m.video.as_str()),
-            None => false,
+            Some(index) => self.indexed_opt(index).await?,
+            None => None,
         };
-        if !indexed {
+        if m.may_delete(indexed.as_deref()) {
             self.delete(&m.video).await?;
         }
         Ok(())

@@ -10,7 +10,7 @@ use aws_sdk_s3::types::CompletedPart;
 use bytes::{Bytes, BytesMut};
 use tokio::task::JoinSet;
 
-use super::index::Marker;
+use super::index::{Claim, Marker};
 use super::{CACHE_CONTROL, PARTS_IN_FLIGHT, S3Store, abort, complete, fail};
 use crate::media::Format;
 use crate::store::{StoreError, Stored};
@@ -94,10 +94,7 @@ impl S3Upload {
     /// Marks the upload and starts the multipart upload under the video key.
     async fn start(&mut self) -> Result<(), StoreError> {
         let key = self.video_key();
-        let marker = Marker {
-            video: key.clone(),
-            index: None,
-        };
+        let marker = Marker::uploading(&key);
         self.store.put_marker(&self.id, &marker).await?;
         self.marked = true;
         let created = self
@@ -180,10 +177,7 @@ impl S3Upload {
             return Ok(store.stored(existing, false));
         }
         let video = self.video_key();
-        let marker = Marker {
-            video: video.clone(),
-            index: Some(index.clone()),
-        };
+        let marker = Marker::complete(&video, &index);
         store.put_marker(&self.id, &marker).await?;
         self.marked = true;
         let bytes = self.buf.split().freeze();
@@ -210,26 +204,26 @@ impl S3Upload {
         m.settled = true;
         let video = m.key.clone();
         let index = self.index_key(sha256);
-        let marker = Marker {
-            video: video.clone(),
-            index: Some(index.clone()),
-        };
-        store.put_marker(&self.id, &marker).await?;
+        store
+            .put_marker(&self.id, &Marker::complete(&video, &index))
+            .await?;
         self.settle(&video, &index).await
     }
 
-    /// Claims the index for `video`; a later writer of the same bytes
-    /// deletes its copy. Then the marker goes.
+    /// Claims the index for `video`; a writer whose claim finds another
+    /// copy named deletes its own (which the index never named). Then the
+    /// marker goes.
     async fn settle(&self, video: &str, index: &str) -> Result<Stored, StoreError> {
         let store = &self.store;
-        let winner = store.claim(index, video).await?;
-        let new = winner == video;
-        if !new {
-            // Identical bytes were stored first under another key.
-            store.delete(video).await?;
-        }
+        let stored = match store.claim(index, video, &self.id).await? {
+            Claim::Mine => store.stored(video.to_string(), true),
+            Claim::Theirs(other) => {
+                store.delete(video).await?;
+                store.stored(other, false)
+            }
+        };
         store.delete_marker(&self.id).await?;
-        Ok(store.stored(winner, new))
+        Ok(stored)
     }
 
     pub(crate) async fn abort(mut self) {
@@ -258,20 +252,20 @@ impl S3Upload {
         }
     }
 
-    /// After a failure: removes this upload's unindexed object and its marker.
+    /// After a failure: removes this upload's object unless the index may
+    /// name it ([`Marker::may_delete`]), then its marker.
     async fn settle_leftovers(&self) -> Result<(), StoreError> {
         let video = self.video_key();
-        let indexed_here = match self
+        let marker = self
             .store
             .read_marker(&self.store.keys().pending(&self.id))
             .await?
-        {
-            Some(Marker {
-                index: Some(index), ..
-            }) => self.store.indexed_opt(&index).await? == Some(video.clone()),
-            _ => false,
+            .unwrap_or_else(|| Marker::uploading(&video));
+        let indexed = match &marker.index {
+            Some(index) => self.store.indexed_opt(index).await?,
+            None => None,
         };
-        if !indexed_here {
+        if marker.may_delete(indexed.as_deref()) {
             self.store.delete(&video).await?;
         }
         self.store.delete_marker(&self.id).await

@@ -3,6 +3,7 @@ use super::*;
 fn healthy() -> Health {
     let h = Health::new(2, Duration::from_secs(300));
     h.set_broker(true);
+    h.set_store(true);
     h.set_consuming(true);
     h
 }
@@ -63,6 +64,11 @@ fn readiness_names_what_is_wrong() {
     let h = Health::new(2, Duration::from_secs(300));
     assert_eq!(h.ready(), Err("broker not connected".into()));
     h.set_broker(true);
+    // Regression: the store flag started true, so a worker whose store was
+    // down said it was ready until a job found out.
+    assert_eq!(h.ready(), Err("object storage not checked yet".into()));
+    assert!(!h.open(), "no intake before the store answered");
+    h.set_store(true);
     assert_eq!(h.ready(), Err("not consuming yet".into()));
     h.set_consuming(true);
     assert_eq!(h.ready(), Ok(()));
