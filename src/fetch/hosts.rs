@@ -2,10 +2,14 @@
 //! open to one origin, shared by all of a worker's jobs, in two places:
 //!
 //! - **Requests** take a [`HostPermit`] before they are sent, in arrival
-//!   order, and hold it until their body is dropped. Over HTTP/1.1
-//!   one request in flight is one connection in use. Once a host is seen to
-//!   answer over HTTP/2, its requests share one multiplexed connection and
-//!   no longer queue here.
+//!   order, and hold it until their body is dropped. Over HTTP/1.1 one
+//!   request in flight is one connection in use; over HTTP/2 it is one
+//!   stream, and requests take places all the same: hyper's client does
+//!   not expose the server's stream limit, so without the queue here every
+//!   request of every job would start its clock at once and wait inside
+//!   h2, and a host that switched back to HTTP/1.1 would see them compete
+//!   for sockets outside the budget (regression test:
+//!   `tests/tls.rs`, `http2_requests_queue_for_places_like_any_other`).
 //! - **Sockets** take a [`SocketPlace`] in the connector, before they are
 //!   opened, and hold it in their stream until the socket closes: in use,
 //!   idle in the pool, or being opened in the background. This is the hard
@@ -22,12 +26,8 @@
 //! Both are keyed by scheme, host and port, the client pool's own key (no
 //! URL with credentials reaches the client: jobs and redirects refuse
 //! them), so a place freed is a connection the same requests can use.
-//!
-//! Whether a host multiplexes follows its latest answer: a host whose new
-//! connection speaks HTTP/1.1 again queues its requests again.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -44,8 +44,6 @@ struct HostState {
     requests: Arc<Semaphore>,
     /// Sockets open.
     sockets: Arc<Semaphore>,
-    /// The host answered over HTTP/2: one connection carries every request.
-    multiplexed: AtomicBool,
 }
 
 /// A host in use: while one is alive the host's state stays in the map;
@@ -61,9 +59,8 @@ struct InUse {
 /// A held place for one request to a host.
 #[derive(Debug)]
 pub(super) struct HostPermit {
-    // Fields drop in order: the place and the state before the host's use.
-    place: Option<OwnedSemaphorePermit>,
-    state: Arc<HostState>,
+    // Fields drop in order: the place before the host's use.
+    _place: OwnedSemaphorePermit,
     _in_use: InUse,
 }
 
@@ -90,7 +87,6 @@ impl HostLimiter {
                 Arc::new(HostState {
                     requests: Arc::new(Semaphore::new(self.per_host)),
                     sockets: Arc::new(Semaphore::new(self.per_host)),
-                    multiplexed: AtomicBool::new(false),
                 })
             })
             .clone();
@@ -102,20 +98,15 @@ impl HostLimiter {
         (in_use, state)
     }
 
-    /// Waits for a request place (none for an HTTP/2 host).
-    pub(super) async fn acquire(self: &Arc<Self>, host: &str) -> HostPermit {
+    /// Waits for a request place.
+    pub(super) async fn acquire(self: &Arc<Self>, host: &str) -> Option<HostPermit> {
         let (in_use, state) = self.enter(host);
-        let place = if state.multiplexed.load(Ordering::Relaxed) {
-            None
-        } else {
-            // The semaphore is never closed, so acquiring cannot fail.
-            state.requests.clone().acquire_owned().await.ok()
-        };
-        HostPermit {
-            place,
-            state,
+        // Never closed: `None` cannot happen.
+        let place = state.requests.clone().acquire_owned().await.ok()?;
+        Some(HostPermit {
+            _place: place,
             _in_use: in_use,
-        }
+        })
     }
 
     /// Waits for a socket place.
@@ -133,19 +124,6 @@ impl HostLimiter {
     #[cfg(test)]
     pub(super) fn tracked(&self) -> usize {
         self.hosts.lock().map(|h| h.len()).unwrap_or(0)
-    }
-}
-
-impl HostPermit {
-    /// The host answered, over HTTP/2 or not. Over HTTP/2: release this
-    /// request's place, and let later requests to the host skip the queue.
-    /// Otherwise they queue again (a host whose new connection no longer
-    /// speaks HTTP/2, say behind another edge).
-    pub(super) fn answered(&mut self, http2: bool) {
-        self.state.multiplexed.store(http2, Ordering::Relaxed);
-        if http2 {
-            self.place = None;
-        }
     }
 }
 
@@ -170,60 +148,50 @@ mod tests {
 
     use super::*;
 
+    async fn place(limiter: &Arc<HostLimiter>, host: &str) -> HostPermit {
+        tokio::time::timeout(Duration::from_secs(5), limiter.acquire(host))
+            .await
+            .expect("a place is free")
+            .expect("never closed")
+    }
+
     #[tokio::test]
     async fn caps_per_host_and_forgets_idle_hosts() {
         let limiter = HostLimiter::new(2);
-        let a1 = limiter.acquire("a").await;
-        let _a2 = limiter.acquire("a").await;
+        let a1 = place(&limiter, "a").await;
+        let _a2 = place(&limiter, "a").await;
         let third = tokio::time::timeout(Duration::from_millis(50), limiter.acquire("a")).await;
         assert!(third.is_err(), "a third request to the same host must wait");
-        let b = limiter.acquire("b").await;
+        let b = place(&limiter, "b").await;
         drop(a1);
-        let _a3 = tokio::time::timeout(Duration::from_secs(5), limiter.acquire("a"))
-            .await
-            .expect("a place was freed");
+        let _a3 = place(&limiter, "a").await;
         drop(b);
         assert_eq!(limiter.tracked(), 1);
     }
 
+    /// Regression: once a host answered over HTTP/2 its requests skipped the
+    /// queue, so up to 8 x 35 requests started their clocks at once and
+    /// waited inside h2. Every request takes a place, whatever the protocol.
     #[tokio::test]
-    async fn http2_hosts_are_not_queued_until_they_answer_http1_again() {
+    async fn requests_queue_whatever_the_protocol_they_will_speak() {
         let limiter = HostLimiter::new(1);
-        let mut first = limiter.acquire("h2").await;
-        first.answered(true);
-        let more = tokio::time::timeout(
-            Duration::from_secs(5),
-            futures_util::future::join_all((0..10).map(|_| limiter.acquire("h2"))),
-        )
-        .await
-        .expect("an HTTP/2 host's requests do not queue");
-        assert_eq!(more.len(), 10);
-        drop(more);
-        // A later answer over HTTP/1.1: requests take places again.
-        let soon = |f| tokio::time::timeout(Duration::from_secs(5), f);
-        let mut h1 = soon(limiter.acquire("h2")).await.expect("no queue yet");
-        h1.answered(false);
-        let next = soon(limiter.acquire("h2"))
-            .await
-            .expect("the one place is free: `h1` came without one");
+        let first = place(&limiter, "h2").await;
         let queued = tokio::time::timeout(Duration::from_millis(50), limiter.acquire("h2")).await;
-        assert!(queued.is_err(), "one place again, held by `next`");
-        drop((h1, next, first));
-        assert_eq!(limiter.tracked(), 0);
+        assert!(queued.is_err(), "the one place is taken");
+        drop(first);
+        let _next = place(&limiter, "h2").await;
     }
 
     #[tokio::test]
     async fn caps_sockets_per_host_and_keeps_the_host_while_one_is_open() {
         let limiter = HostLimiter::new(2);
-        let request = limiter.acquire("h").await;
+        let request = place(&limiter, "h").await;
         let s1 = limiter.socket("h").await.expect("place");
         let s2 = limiter.socket("h").await.expect("place");
         let third = tokio::time::timeout(Duration::from_millis(50), limiter.socket("h")).await;
         assert!(third.is_err(), "a third socket to the same host must wait");
         // Sockets and requests are counted apart: a request place is free.
-        let r2 = tokio::time::timeout(Duration::from_secs(5), limiter.acquire("h"))
-            .await
-            .expect("request place");
+        let r2 = place(&limiter, "h").await;
         drop(r2);
         drop(request);
         assert_eq!(limiter.tracked(), 1, "open sockets keep the host");

@@ -156,16 +156,18 @@ impl Fetcher {
         max_bytes: u64,
     ) -> Result<Opened, JobError> {
         // The asset's deadlines count from its first request, not from
-        // the wait for a connection place before it.
+        // the waits for connection places before it or before a redirect's
+        // next hop (regression test: `tests/it/hosts.rs`,
+        // `a_redirects_wait_for_a_place_is_not_charged_to_the_asset`).
         let mut started = None;
-        let mut url = url.clone();
+        let mut url = without_trailing_dot(url);
         for _ in 0..=MAX_REDIRECTS {
             let (response, permit, since) = self.hop(&url, range, &mut started).await?;
             let status = response.status().as_u16();
             if !(300..400).contains(&status) {
                 return self.answer(response, permit, since, max_bytes);
             }
-            url = next_hop(&url, status, response.headers())?;
+            url = without_trailing_dot(&next_hop(&url, status, response.headers())?);
             reuse(response, since + self.cfg.base_timeout).await;
         }
         Err(error::unreachable(RedirectRefused::TooMany.to_string()))
@@ -173,7 +175,8 @@ impl Fetcher {
 
     /// One request to `url`, holding a place for its host; the response has
     /// arrived within the base deadline, counted from the first hop's start
-    /// (set in `started` once its place is had).
+    /// (set in `started` once its place is had, and moved on by every later
+    /// hop's wait for a place).
     async fn hop(
         &self,
         url: &Url,
@@ -184,8 +187,19 @@ impl Fetcher {
             self.guard.check(ip).map_err(forbidden)?;
         }
         let req = request(url, range)?;
-        let mut permit = self.hosts.acquire(&host_key(req.uri())).await;
-        let started = *started.get_or_insert_with(Instant::now);
+        let asked = Instant::now();
+        let permit = self
+            .hosts
+            .acquire(&host_key(req.uri()))
+            .await
+            .ok_or_else(|| error::internal("the per-host budget is closed"))?;
+        let started = match started {
+            Some(s) => {
+                *s += asked.elapsed();
+                *s
+            }
+            None => *started.insert(Instant::now()),
+        };
         // The answer must start within the stall timeout (after connecting),
         // and within the asset's base deadline.
         let answer_by = (started + self.cfg.base_timeout)
@@ -204,7 +218,6 @@ impl Fetcher {
                 .check(info.remote_addr().ip())
                 .map_err(forbidden)?;
         }
-        permit.answered(response.version() == http::Version::HTTP_2);
         Ok((response, permit, started))
     }
 
@@ -258,6 +271,22 @@ impl Fetcher {
     }
 }
 
+/// `url` with a trailing dot removed from its host name (`cdn.example.` is
+/// `cdn.example`), so the budget and the connection pool, which key by the
+/// URL's host, see one host (regression test:
+/// `fetch::tests::a_trailing_dot_names_the_same_host`).
+fn without_trailing_dot(url: &Url) -> Url {
+    let mut url = url.clone();
+    if let Some(url::Host::Domain(d)) = url.host()
+        && let Some(bare) = d.strip_suffix('.').filter(|b| !b.is_empty())
+    {
+        let bare = bare.to_string();
+        // A domain minus its final dot is still a valid host.
+        let _ = url.set_host(Some(&bare));
+    }
+    url
+}
+
 /// The GET for `url`, with the fetcher's headers.
 fn request(url: &Url, range: Option<Range>) -> Result<http::Request<Empty<Bytes>>, JobError> {
     let mut req = http::Request::get(url.as_str())
@@ -294,4 +323,25 @@ async fn reuse(response: http::Response<Incoming>, deadline: Instant) {
     };
     let deadline = deadline.min(Instant::now() + Duration::from_secs(2));
     let _ = tokio::time::timeout_at(deadline, read).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(url: &str) -> String {
+        let url = without_trailing_dot(&Url::parse(url).expect("url"));
+        let req = request(&url, None).expect("request");
+        host_key(req.uri())
+    }
+
+    /// Regression: `host.` and `host` had two budgets (and two pools).
+    #[test]
+    fn a_trailing_dot_names_the_same_host() {
+        assert_eq!(key("https://cdn.example./a.jpg"), "https://cdn.example:443");
+        assert_eq!(key("https://CDN.example/a.jpg"), "https://cdn.example:443");
+        assert_eq!(key("http://cdn.example.:8080/a"), "http://cdn.example:8080");
+        assert_eq!(key("http://127.0.0.1/a"), "http://127.0.0.1:80");
+        assert_eq!(key("http://[::1]:81/a"), "http://[::1]:81");
+    }
 }

@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
+use tokio::sync::OwnedSemaphorePermit;
 
 use super::asset::{PREFIX_BYTES, append, fill, max_bytes, video_facts};
 use super::{Asset, AssetResult, Checked, Ingestor};
@@ -24,14 +25,23 @@ use crate::result::{AssetOut, NormalizedOut};
 use crate::store::{Content, Store, Stored, Upload};
 
 pub(super) async fn ingest(ing: &Ingestor, store: &Store, a: &Asset<'_>) -> AssetResult {
-    let opened = ing
-        .fetcher
-        .open(&a.src.url, None, max_bytes(&ing.limits, a.kind))
-        .await?;
-    let declared = opened.content_length;
+    let max = max_bytes(&ing.limits, a.kind);
     match a.kind {
-        JobKind::Slideshow => image(ing, store, a, opened.body, declared).await,
+        JobKind::Slideshow => {
+            // Memory first: a wait for it must not run the asset's clock,
+            // which starts with its request (regression test:
+            // `it::byo::an_images_wait_for_memory_is_not_charged_to_it`).
+            let mut budget = reserve(ing, max).await?;
+            let opened = ing.fetcher.open(&a.src.url, None, max).await?;
+            let declared = opened.content_length;
+            if let Some(d) = declared {
+                drop(budget.split(budget.num_permits().saturating_sub(kib(d))));
+            }
+            image(ing, store, a, opened.body, declared).await
+        }
         JobKind::Video => {
+            let opened = ing.fetcher.open(&a.src.url, None, max).await?;
+            let declared = opened.content_length;
             let (record, info) = video(store, a.workspace, opened.body, declared).await?;
             let facts = video_facts(record.format, &info, Some(record.bytes));
             Ok(Checked {
@@ -43,8 +53,24 @@ pub(super) async fn ingest(ing: &Ingestor, store: &Store, a: &Asset<'_>) -> Asse
     }
 }
 
+/// KiB permits of the image buffer budget for `bytes`.
+fn kib(bytes: u64) -> usize {
+    usize::try_from(bytes.div_ceil(1024).max(1)).unwrap_or(usize::MAX)
+}
+
+/// Reserves `bytes` of the image buffer budget (at most the whole budget),
+/// waiting while other images hold it.
+async fn reserve(ing: &Ingestor, bytes: u64) -> Result<OwnedSemaphorePermit, JobError> {
+    let permits = u32::try_from(kib(bytes)).unwrap_or(u32::MAX);
+    ing.buffers
+        .clone()
+        .acquire_many_owned(permits)
+        .await
+        .map_err(|_| error::internal("image buffer budget closed"))
+}
+
 /// Reads a whole image into memory, checks it, normalises it for the
-/// post's accounts, and stores it.
+/// post's accounts, and stores it (its buffer budget is held by the caller).
 async fn image(
     ing: &Ingestor,
     store: &Store,
@@ -52,15 +78,6 @@ async fn image(
     body: Body,
     declared: Option<u64>,
 ) -> AssetResult {
-    let reserve = declared
-        .unwrap_or(ing.limits.max_image_bytes)
-        .div_ceil(1024)
-        .max(1);
-    let _budget = ing
-        .buffers
-        .acquire_many(u32::try_from(reserve).unwrap_or(u32::MAX))
-        .await
-        .map_err(|_| error::internal("image buffer budget closed"))?;
     let (format, dims, buf) = read_image(ing, body, declared).await?;
     let source = Source {
         format,

@@ -128,3 +128,38 @@ fn mtimes(h: &Harness, files: &[std::path::PathBuf]) -> Vec<std::time::SystemTim
         })
         .collect()
 }
+
+/// Regression: a BYO image opened its response, then waited for the image
+/// memory budget with its clock running, so a healthy image behind large
+/// ones failed `unreachable`. Here two images of the image limit hold the
+/// whole budget (their origin stalls them until their deadline, about
+/// 3.3 s) while a third, whose base deadline is 2 s, waits for memory.
+#[tokio::test]
+async fn an_images_wait_for_memory_is_not_charged_to_it() {
+    let origin = origin().await;
+    let max = 128 * 1024 * 1024 + 64 * 1024;
+    let mut settings = verbatim();
+    settings.push(("REHOST_MAX_IMAGE_BYTES", max.to_string()));
+    let h = harness(Options {
+        settings,
+        fetch: rehost::fetch::FetchConfig {
+            base_timeout: std::time::Duration::from_secs(2),
+            stall_timeout: std::time::Duration::from_secs(4),
+            min_rate_bytes_per_sec: 100_000_000,
+            ..Options::default().fetch
+        },
+        ..Options::default()
+    })
+    .await;
+    // 128 MiB and a few KiB each, declared: together the whole budget but
+    // for less than the photo.
+    let big = |seed: u32| origin.url(&format!("gen/big.mp4?mib=128&seed={seed}&stall_after=1000"));
+    let hogs = slideshow(&[big(1), big(2)], true);
+    let photo = slideshow(&[origin.url("photo.jpg")], true);
+    let (hogged, waited) = tokio::join!(h.run(&hogs), async {
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        h.run(&photo).await
+    });
+    assert_eq!(hogged.status, Status::Retry, "the hogs time out: {:?}", hogged.error);
+    assert_eq!(waited.status, Status::Ready, "{:?}", waited.error);
+}
