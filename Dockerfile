@@ -44,8 +44,10 @@ RUN touch src/main.rs src/lib.rs \
 # no fixtures. Same Debian release as the builder, so glibc matches.
 FROM debian:bookworm-slim AS runtime
 
-# ca-certificates: reqwest and the S3 client verify TLS against the system
-# roots (rustls-platform-verifier / rustls-native-certs read /etc/ssl/certs).
+# ca-certificates: the origin fetcher (hyper-rustls with the platform
+# verifier) and the S3 client verify TLS against the system roots
+# (rustls-platform-verifier / rustls-native-certs read /etc/ssl/certs, or
+# the bundle named by SSL_CERT_FILE).
 RUN apt-get update \
     && apt-get install -y --no-install-recommends ca-certificates \
     && rm -rf /var/lib/apt/lists/*

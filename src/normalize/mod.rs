@@ -242,15 +242,19 @@ fn undecodable(e: String) -> JobError {
 /// multi-picture file's other pictures) when the plan says so.
 fn lossless(src: Source, plan: &Plan) -> Normalized {
     let mut steps = Vec::new();
-    let rewritten = (plan.strip || plan.first_frame)
-        .then(|| strip::strip(src.format, &src.bytes, src.meta.orientation))
-        .flatten();
+    let rewritten = if plan.strip {
+        strip::strip(src.format, &src.bytes, src.meta.orientation)
+    } else if plan.first_frame {
+        strip::first_frame(src.format, &src.bytes)
+    } else {
+        None
+    };
     let bytes = match rewritten {
         Some(b) if b != src.bytes => {
             if src.meta.multi_picture {
                 steps.push(Step::FirstFrame);
             }
-            if src.meta.personal {
+            if plan.strip && src.meta.personal {
                 steps.push(Step::StripMetadata);
             }
             b

@@ -23,6 +23,24 @@ pub fn strip(format: Format, buf: &[u8], orientation: u8) -> Option<Vec<u8>> {
     }
 }
 
+/// A multi-picture JPEG's first picture with all its metadata (for
+/// `REHOST_STRIP_METADATA=false`): only the multi-picture index (APP2 `MPF`)
+/// and the pictures after the first one's end go. `None` when the structure
+/// cannot be walked or `format` is not JPEG.
+pub fn first_frame(format: Format, buf: &[u8]) -> Option<Vec<u8>> {
+    if format != Format::Jpeg {
+        return None;
+    }
+    let segments = jpeg::segments(buf).ok()?;
+    let mut out = Vec::with_capacity(buf.len());
+    for (marker, start, end) in segments {
+        if !(marker == 0xE2 && app_is(buf, start, b"MPF\0")) {
+            out.extend_from_slice(buf.get(start..end)?);
+        }
+    }
+    Some(out)
+}
+
 /// JPEG segments a decoder or display needs; everything else goes.
 fn keep_jpeg_segment(buf: &[u8], marker: u8, start: usize) -> bool {
     match marker {
@@ -187,6 +205,29 @@ mod tests {
             src.len()
         );
         assert!(out.ends_with(&[0xFF, 0xD9]));
+    }
+
+    /// Regression: with `REHOST_STRIP_METADATA=false` the first picture of
+    /// a multi-picture JPEG still lost its EXIF (the only rewrite was the
+    /// full strip).
+    #[test]
+    fn a_first_frame_alone_keeps_the_metadata() {
+        let src = fixture("mpo.jpg");
+        let out = first_frame(Format::Jpeg, &src).expect("walkable");
+        assert!(
+            out.len() < src.len() / 2 + 1000,
+            "{} of {}",
+            out.len(),
+            src.len()
+        );
+        assert!(out.ends_with(&[0xFF, 0xD9]));
+        let before = meta::scan(Format::Jpeg, &src);
+        let after = meta::scan(Format::Jpeg, &out);
+        assert!(before.multi_picture && !after.multi_picture);
+        assert!(before.personal && after.personal, "EXIF kept");
+        assert_eq!(after.orientation, before.orientation);
+        assert!(memchr::memmem::find(&out, b"MPF\0").is_none());
+        assert_eq!(first_frame(Format::Png, &fixture("graphic.png")), None);
     }
 
     #[test]

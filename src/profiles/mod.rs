@@ -66,7 +66,9 @@ impl Profiles {
     }
 
     /// The built-in profiles, with the platforms of the TOML file at `path`
-    /// replacing those of the same name and adding new ones; its `version`
+    /// replacing those of the same name and adding new ones; a file
+    /// platform's name or alias is its own (a built-in platform it names
+    /// is replaced, a built-in alias it names moves to it); the `version`
     /// is then reported as `{built-in}+{file}`.
     ///
     /// # Errors
@@ -80,7 +82,11 @@ impl Profiles {
             .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
         let extra = parse(&text).map_err(|e| format!("{}: {e}", path.display()))?;
         for p in extra.platforms {
-            profiles.platforms.retain(|q| q.name != p.name);
+            let claims = |n: &String| *n == p.name || p.aliases.contains(n);
+            profiles.platforms.retain(|q| !claims(&q.name));
+            for q in &mut profiles.platforms {
+                q.aliases.retain(|a| !claims(a));
+            }
             profiles.platforms.push(p);
         }
         profiles.version = format!("{}+{}", profiles.version, extra.version);

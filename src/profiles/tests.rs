@@ -98,6 +98,27 @@ checked = "2026-11-28"
         "replaced"
     );
     assert!(p.find("mastodon").is_some(), "added");
+}
+
+/// Regression: a file platform named like a built-in alias (`twitter` is
+/// `x`'s) was shadowed by the built-in, which `find` met first.
+#[test]
+fn a_file_platform_named_like_a_built_in_alias_wins() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("p.toml");
+    std::fs::write(
+        &path,
+        "version = \"ops-2\"\n[[platform]]\nname = \"twitter\"\n[[platform]]\nname = \"gram\"\naliases = [\"instagram\"]\n",
+    )
+    .expect("write");
+    let p = Profiles::load(Some(&path)).expect("loads");
+    assert_eq!(p.find("twitter").map(|t| t.name.as_str()), Some("twitter"));
+    assert_eq!(p.find("x").map(|t| t.name.as_str()), Some("x"), "x stays");
+    assert_eq!(
+        p.find("instagram").map(|t| t.name.as_str()),
+        Some("gram"),
+        "a built-in the file names by an alias is replaced"
+    );
     assert!(p.find("tiktok").is_some(), "the rest stays");
     std::fs::write(&path, "version = \"x\"\n[[platform]]\nname = \"a\"\n[[platform.rule]]\nrule = \"no_such_rule\"\nsource = \"s\"\nchecked = \"c\"\n").expect("write");
     assert!(Profiles::load(Some(&path)).is_err_and(|e| e.contains("no_such_rule")));

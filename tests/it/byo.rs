@@ -160,6 +160,11 @@ async fn an_images_wait_for_memory_is_not_charged_to_it() {
         tokio::time::sleep(std::time::Duration::from_millis(300)).await;
         h.run(&photo).await
     });
-    assert_eq!(hogged.status, Status::Retry, "the hogs time out: {:?}", hogged.error);
+    assert_eq!(
+        hogged.status,
+        Status::Retry,
+        "the hogs time out: {:?}",
+        hogged.error
+    );
     assert_eq!(waited.status, Status::Ready, "{:?}", waited.error);
 }

@@ -246,3 +246,22 @@ async fn an_image_too_large_to_decode_rejects_the_accounts_that_needed_it() {
         (ErrorCode::PlatformRejected, Some(0))
     );
 }
+
+/// Regression: with `REHOST_STRIP_METADATA=false`, a multi-picture JPEG
+/// stored for a platform that takes only JPEG still lost its EXIF: the
+/// first picture is now kept with its metadata.
+#[tokio::test]
+async fn a_multi_picture_jpeg_keeps_its_metadata_when_stripping_is_off() {
+    let origin = origin().await;
+    let h = settings_harness(&[("REHOST_STRIP_METADATA", "false")]).await;
+    let r = h
+        .run(&job(byo(&["instagram"]), &[origin.url("mpo.jpg")]))
+        .await;
+    assert_eq!(r.status, Status::Ready, "{:?}", r.error);
+    let a = &r.assets.expect("assets")[0];
+    let n = a.normalized.as_ref().expect("normalised");
+    assert_eq!(n.steps, ["first_frame"]);
+    let stored = std::fs::read(h.store_dir.path().join(key_of(&a.url))).expect("stored");
+    let meta = rehost::media::image::meta::scan(rehost::media::Format::Jpeg, &stored);
+    assert!(meta.personal && !meta.multi_picture, "{meta:?}");
+}
