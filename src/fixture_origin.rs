@@ -23,6 +23,10 @@
 //!
 //! [`OriginStats::stalled`] holds every new request while it is set.
 //!
+//! With [`OriginConfig::tls`] the origin speaks HTTPS (its URLs are
+//! `https://127.0.0.1:{port}/`), offering HTTP/2 and HTTP/1.1 by ALPN or
+//! HTTP/1.1 only ([`tls`]).
+//!
 //! `/gen/NAME.mp4?mib=N&seed=S&moov=end` serves a generated MP4 of about N
 //! MiB (the `ftyp` and `moov` of `clip.mp4` around a large `mdat`) without
 //! touching the disk: for large-video tests and benchmarks.
@@ -46,8 +50,10 @@ type Body = UnsyncBoxBody<Bytes, std::io::Error>;
 
 mod body;
 mod media;
+pub mod tls;
 use body::{SendPlan, Source, generated, parse_range, send};
 pub use media::MediaSource;
+pub use tls::{Alpn, Tls};
 
 /// How the origin serves.
 #[derive(Debug, Clone)]
@@ -60,6 +66,8 @@ pub struct OriginConfig {
     pub latency: Duration,
     /// Cap on each response's rate, bytes per second.
     pub bytes_per_sec: Option<u64>,
+    /// Serve HTTPS with this certificate (and HTTP/2 where ALPN allows).
+    pub tls: Option<Tls>,
 }
 
 impl OriginConfig {
@@ -74,6 +82,7 @@ impl OriginConfig {
             unique: false,
             latency: Duration::ZERO,
             bytes_per_sec: None,
+            tls: None,
         }
     }
 }
@@ -90,6 +99,11 @@ pub struct OriginStats {
     /// Connections open now, and the most open at once.
     pub connections: AtomicU64,
     pub connections_peak: AtomicU64,
+    /// Requests being answered now (headers and body), and the most at once.
+    pub in_flight: AtomicU64,
+    pub in_flight_peak: AtomicU64,
+    /// Requests that came over HTTP/2.
+    pub http2_requests: AtomicU64,
     /// Requests per URL (path and query).
     per_url: Mutex<HashMap<String, u64>>,
     /// The headers of the last request.
@@ -108,6 +122,16 @@ impl OriginStats {
     /// The most connections that were open at once.
     pub fn connections_peak(&self) -> u64 {
         self.connections_peak.load(Ordering::Relaxed)
+    }
+
+    /// The most requests answered at once (over HTTP/2: streams).
+    pub fn in_flight_peak(&self) -> u64 {
+        self.in_flight_peak.load(Ordering::Relaxed)
+    }
+
+    /// Requests that came over HTTP/2.
+    pub fn http2_requests(&self) -> u64 {
+        self.http2_requests.load(Ordering::Relaxed)
     }
 
     /// A header of the last request, if it had it.
@@ -137,6 +161,7 @@ impl OriginStats {
 /// A running origin; stops when dropped.
 pub struct Origin {
     addr: SocketAddr,
+    scheme: &'static str,
     pub stats: Arc<OriginStats>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -156,10 +181,15 @@ impl Origin {
         let listener = TcpListener::bind(bind).await?;
         let addr = listener.local_addr()?;
         let stats = Arc::new(OriginStats::default());
+        let scheme = if cfg.tls.is_some() { "https" } else { "http" };
+        let acceptor = cfg
+            .tls
+            .as_ref()
+            .map(|t| tokio_rustls::TlsAcceptor::from(t.config.clone()));
         let state = Arc::new(State {
             cfg,
             stats: stats.clone(),
-            addr,
+            base: format!("{scheme}://{addr}"),
         });
         let task = tokio::spawn(async move {
             loop {
@@ -170,35 +200,79 @@ impl Origin {
                 let stats = state.stats.clone();
                 let open = stats.connections.fetch_add(1, Ordering::SeqCst) + 1;
                 stats.connections_peak.fetch_max(open, Ordering::SeqCst);
+                let acceptor = acceptor.clone();
                 tokio::spawn(async move {
-                    let svc = hyper::service::service_fn(move |req| {
-                        let state = state.clone();
-                        async move { Ok::<_, Infallible>(state.handle(req).await) }
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(sock), svc)
-                        .await;
+                    match acceptor {
+                        Some(a) => serve_tls(a, sock, state).await,
+                        None => serve(TokioIo::new(sock), state, false).await,
+                    }
                     stats.connections.fetch_sub(1, Ordering::SeqCst);
                 });
             }
         });
-        Ok(Origin { addr, stats, task })
+        Ok(Origin {
+            addr,
+            scheme,
+            stats,
+            task,
+        })
     }
 
     pub fn addr(&self) -> SocketAddr {
         self.addr
     }
 
-    /// `http://{addr}/{path}`.
+    /// `http://{addr}/{path}` (`https` when serving TLS).
     pub fn url(&self, path: &str) -> String {
-        format!("http://{}/{}", self.addr, path.trim_start_matches('/'))
+        format!(
+            "{}://{}/{}",
+            self.scheme,
+            self.addr,
+            path.trim_start_matches('/')
+        )
+    }
+}
+
+/// One connection over TLS: HTTP/2 when ALPN chose it, else HTTP/1.1. A
+/// handshake gets 10 s.
+async fn serve_tls(
+    acceptor: tokio_rustls::TlsAcceptor,
+    sock: tokio::net::TcpStream,
+    state: Arc<State>,
+) {
+    let handshake = tokio::time::timeout(Duration::from_secs(10), acceptor.accept(sock)).await;
+    let Ok(Ok(tls)) = handshake else {
+        return;
+    };
+    let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
+    serve(TokioIo::new(tls), state, h2).await;
+}
+
+/// Serves one connection's requests.
+async fn serve<IO>(io: TokioIo<IO>, state: Arc<State>, h2: bool)
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let svc = hyper::service::service_fn(move |req| {
+        let state = state.clone();
+        async move { Ok::<_, Infallible>(state.handle_counted(req).await) }
+    });
+    if h2 {
+        let _ = hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+            .serve_connection(io, svc)
+            .await;
+    } else {
+        let _ = hyper::server::conn::http1::Builder::new()
+            .serve_connection(io, svc)
+            .await;
     }
 }
 
 struct State {
     cfg: OriginConfig,
     stats: Arc<OriginStats>,
-    addr: SocketAddr,
+    /// `{scheme}://{addr}`, for redirects to itself.
+    base: String,
 }
 
 fn query(req: &Request<Incoming>) -> HashMap<String, String> {
@@ -230,7 +304,40 @@ fn content_type(path: &Path) -> &'static str {
     }
 }
 
+/// Counts a request in flight until its body is sent (or dropped).
+struct InFlight(Arc<OriginStats>);
+
+impl InFlight {
+    fn new(stats: &Arc<OriginStats>) -> InFlight {
+        let now = stats.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        stats.in_flight_peak.fetch_max(now, Ordering::SeqCst);
+        InFlight(stats.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 impl State {
+    /// Answers `req`, counting it in flight until its body is done.
+    async fn handle_counted(&self, req: Request<Incoming>) -> Response<Body> {
+        if req.version() == http::Version::HTTP_2 {
+            self.stats.http2_requests.fetch_add(1, Ordering::Relaxed);
+        }
+        let held = InFlight::new(&self.stats);
+        let resp = self.handle(req).await;
+        resp.map(|body| {
+            body.map_frame(move |f| {
+                let _ = &held;
+                f
+            })
+            .boxed_unsync()
+        })
+    }
+
     async fn handle(&self, req: Request<Incoming>) -> Response<Body> {
         self.stats.requests.fetch_add(1, Ordering::Relaxed);
         while self.stats.stalled.load(Ordering::Relaxed) {
@@ -314,11 +421,7 @@ impl State {
             let qs = url::form_urlencoded::Serializer::new(String::new())
                 .extend_pairs(pairs)
                 .finish();
-            return Some(redirect(&format!(
-                "http://{}{}?{qs}",
-                self.addr,
-                req.uri().path()
-            )));
+            return Some(redirect(&format!("{}{}?{qs}", self.base, req.uri().path())));
         }
         None
     }

@@ -24,10 +24,10 @@ pub async fn run(
     };
     let shown = media.to_string();
     let cfg = OriginConfig {
-        media,
         unique,
         latency: Duration::from_millis(latency_ms),
         bytes_per_sec: mbps.map(|m| (m * 1_000_000.0 / 8.0) as u64),
+        ..OriginConfig::of(media)
     };
     let origin = match Origin::start(cfg, listen).await {
         Ok(o) => o,

@@ -33,6 +33,26 @@ pub async fn origin() -> Origin {
     .expect("origin starts")
 }
 
+/// An HTTPS origin over the fixture media with the certificate
+/// `fixtures/tls/{cert}.pem` (`localhost`: signed by the test CA for
+/// 127.0.0.1; `other`: the CA's, for another name; `selfsigned`).
+pub async fn tls_origin(cert: &str, alpn: rehost::fixture_origin::Alpn) -> Origin {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/tls");
+    let tls = rehost::fixture_origin::Tls::from_files(
+        &dir.join(format!("{cert}.pem")),
+        &dir.join(format!("{cert}.key")),
+        alpn,
+    )
+    .expect("test certificate");
+    let cfg = OriginConfig {
+        tls: Some(tls),
+        ..OriginConfig::new(fixtures())
+    };
+    Origin::start(cfg, "127.0.0.1:0".parse().expect("addr"))
+        .await
+        .expect("origin starts")
+}
+
 /// A pipeline under test, with its store directory.
 pub struct Harness {
     pub pipeline: Pipeline,

@@ -141,51 +141,11 @@ async fn hostile_origins() {
 
 #[tokio::test]
 async fn an_origin_with_a_bad_certificate_is_unreachable() {
-    let addr = tls_origin().await;
+    let origin = tls_origin("selfsigned", rehost::fixture_origin::Alpn::H2AndHttp1).await;
     let h = default_harness().await;
-    let r = h
-        .run(&slideshow(&[format!("https://{addr}/photo.jpg")], true))
-        .await;
+    let r = h.run(&slideshow(&[origin.url("photo.jpg")], true)).await;
     let e = r.error.expect("error");
     assert_eq!((e.code, e.retryable), (Unreachable, true), "{}", e.message);
-}
-
-/// An HTTPS server whose certificate is self-signed (so it does not verify).
-async fn tls_origin() -> std::net::SocketAddr {
-    use rustls::pki_types::pem::PemObject;
-    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/tls");
-    let certs = CertificateDer::pem_file_iter(dir.join("self-signed.crt"))
-        .expect("cert")
-        .collect::<Result<Vec<_>, _>>()
-        .expect("certs");
-    let key = PrivateKeyDer::from_pem_file(dir.join("self-signed.key")).expect("key");
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .expect("versions")
-        .with_no_client_auth()
-        .with_single_cert(certs, key)
-        .expect("server config");
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move {
-        while let Ok((sock, _)) = listener.accept().await {
-            let acceptor = acceptor.clone();
-            tokio::spawn(async move {
-                if let Ok(mut tls) = acceptor.accept(sock).await {
-                    use tokio::io::AsyncWriteExt;
-                    let _ = tls
-                        .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
-                        .await;
-                }
-            });
-        }
-    });
-    addr
 }
 
 #[tokio::test]
