@@ -117,32 +117,40 @@ pub const STALL_TIMEOUT: Duration = Duration::from_secs(30);
 
 // ---------------------------------------------------------------- memory
 
+/// `n` KiB in bytes.
+pub const fn kib(n: u64) -> u64 {
+    n << 10
+}
+
+/// `n` MiB in bytes.
+pub const fn mib(n: u64) -> u64 {
+    n << 20
+}
+
 /// Bytes of image bodies and `moov` boxes held whole at once, across all
 /// jobs (or twice the image limit when that is larger). An image reserves
 /// the image limit before its request is sent and gives back what its
 /// declared size does not need; a `moov` reader reserves its box's size.
-pub const IMAGE_BUFFER_BUDGET: u64 = 256 * 1024 * 1024;
+pub const IMAGE_BUFFER_BUDGET: u64 = mib(256);
 /// Decoded pixels at once, across all jobs, reserved before each decode at
 /// its DCT scale; re-encodes run one per core.
-pub const DECODE_BUDGET: u64 = 512 * 1024 * 1024;
-/// The largest MP4/MOV `moov` box any reader holds: the BYO probe, the
-/// hosted tail read and the faststart remuxer. Reserved from
-/// [`IMAGE_BUFFER_BUDGET`] while held, so eight jobs holding tails stay
-/// within it.
-pub const MOOV_LIMIT: u64 = 32 * 1024 * 1024;
-/// The largest file tail a hosted check reads to find a trailing `moov`
-/// (unreserved for now: at most one per hosted video job).
-pub const HOSTED_MOOV_TAIL: u64 = 16 * 1024 * 1024;
+pub const DECODE_BUDGET: u64 = mib(512);
+/// The largest MP4/MOV `moov` box (or file tail after the media data) any
+/// reader holds: the BYO probe's capture, the hosted tail read and the
+/// faststart tail. Reserved from [`IMAGE_BUFFER_BUDGET`] while held (a tail
+/// twice: it and its `moov`'s copy), so eight jobs holding tails wait for
+/// each other instead of growing memory.
+pub const MOOV_LIMIT: u64 = mib(32);
 /// The WebM head (EBML header, Info, Tracks) read for metadata.
-pub const WEBM_HEAD_CAP: usize = 1024 * 1024;
+pub const WEBM_HEAD_CAP: usize = mib(1) as usize;
 /// The most of an image read to find its dimensions.
-pub const IMAGE_HEADER_CAP: u64 = 4 * 1024 * 1024;
+pub const IMAGE_HEADER_CAP: u64 = mib(4);
 /// The first read of every asset (sniffing and most headers).
-pub const PREFIX_BYTES: usize = 64 * 1024;
+pub const PREFIX_BYTES: usize = kib(64) as usize;
 /// Parts uploading at once per video (memory: this many plus one filling).
 pub const PARTS_IN_FLIGHT: usize = 3;
 /// Part size of a video upload whose size allows it.
-pub const DEFAULT_PART: u64 = 8 * 1024 * 1024;
+pub const DEFAULT_PART: u64 = mib(8);
 
 // ---------------------------------------------------------------- budgets
 

@@ -52,8 +52,10 @@ pub struct Metrics {
     pub consuming: Gauge,
     /// Platform verdicts, by platform, verdict and violated rule.
     pub verdicts: Family<Labels, Counter>,
-    /// Normalisation steps applied to stored images.
+    /// Normalisation steps applied to stored images and videos.
     pub normalized: Family<Labels, Counter>,
+    /// Moov-at-end videos stored as they are, by reason.
+    pub faststart_skipped: Family<Labels, Counter>,
 }
 
 fn seconds() -> Histogram {
@@ -86,6 +88,7 @@ impl Metrics {
             consuming: Gauge::default(),
             verdicts: Family::default(),
             normalized: Family::default(),
+            faststart_skipped: Family::default(),
         };
         m.register_all();
         m
@@ -147,8 +150,13 @@ impl Metrics {
         );
         r.register(
             "normalized",
-            "Normalisation steps applied to stored images",
+            "Normalisation steps applied to stored images and videos",
             self.normalized.clone(),
+        );
+        r.register(
+            "faststart_skipped",
+            "Re-hosted moov-at-end videos stored as they are, by reason",
+            self.faststart_skipped.clone(),
         );
     }
 

@@ -1,8 +1,7 @@
 //! The faults of a run, drawn from the seed, one at a time; every
 //! broker-wide change is undone when the fault ends, and again by
-//! [`BrokerGuard`] when the run ends, whatever happens.
+//! [`crate::broker::Broker`] when the run ends, whatever happens.
 
-use std::process::Command;
 use std::time::Duration;
 
 use rand::Rng;
@@ -29,6 +28,11 @@ pub enum Fault {
     OriginStall,
     /// Many videos at once from one origin host (not a fault: load).
     Burst,
+    /// A cluster node killed with SIGKILL, then started again (cluster mode).
+    NodeKill,
+    /// The node holding the job queue's leader killed with SIGKILL, then
+    /// started again (cluster mode).
+    LeaderKill,
 }
 
 impl Fault {
@@ -44,6 +48,21 @@ impl Fault {
         Fault::Burst,
     ];
 
+    /// The faults of a cluster run: every kind, and node kills.
+    pub const CLUSTER: [Fault; 11] = [
+        Fault::ProxyCut,
+        Fault::CloseAll,
+        Fault::MemoryAlarm,
+        Fault::AlarmThenCut,
+        Fault::BrokerRestart,
+        Fault::KillWorker,
+        Fault::StorageDown,
+        Fault::OriginStall,
+        Fault::Burst,
+        Fault::NodeKill,
+        Fault::LeaderKill,
+    ];
+
     pub fn name(self) -> &'static str {
         match self {
             Fault::ProxyCut => "proxy_cut",
@@ -55,11 +74,23 @@ impl Fault {
             Fault::StorageDown => "storage_down",
             Fault::OriginStall => "origin_stall",
             Fault::Burst => "burst_one_host",
+            Fault::NodeKill => "node_sigkill",
+            Fault::LeaderKill => "queue_leader_sigkill",
         }
     }
 
-    pub fn draw(rng: &mut StdRng) -> Fault {
-        Fault::ALL[rng.random_range(0..Fault::ALL.len())]
+    /// One fault; node kills only when the run has a cluster (they are
+    /// drawn twice as often there, as what cluster mode is for).
+    pub fn draw(rng: &mut StdRng, cluster: bool) -> Fault {
+        if !cluster {
+            return Fault::ALL[rng.random_range(0..Fault::ALL.len())];
+        }
+        let i = rng.random_range(0..Fault::CLUSTER.len() + 2);
+        match i.checked_sub(Fault::CLUSTER.len()) {
+            None => Fault::CLUSTER[i],
+            Some(0) => Fault::NodeKill,
+            Some(_) => Fault::LeaderKill,
+        }
     }
 
     /// How long the fault lasts (before it is undone).
@@ -69,67 +100,9 @@ impl Fault {
             Fault::KillWorker => rng.random_range(1.0..3.0),
             Fault::MemoryAlarm | Fault::AlarmThenCut => rng.random_range(3.0..8.0),
             Fault::BrokerRestart => rng.random_range(2.0..5.0),
+            Fault::NodeKill | Fault::LeaderKill => rng.random_range(2.0..6.0),
             Fault::StorageDown | Fault::OriginStall => rng.random_range(3.0..10.0),
         };
         Duration::from_secs_f64(secs)
-    }
-}
-
-pub fn rabbitmqctl(args: &[&str]) -> bool {
-    Command::new("rabbitmqctl")
-        .args(args)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
-/// Undoes broker-wide faults: the memory watermark found at the start, and
-/// a running broker app. Runs at every fault's end and on drop.
-pub struct BrokerGuard {
-    watermark: Vec<String>,
-}
-
-impl BrokerGuard {
-    /// Reads the current watermark (to restore it exactly).
-    pub fn new() -> BrokerGuard {
-        let out = Command::new("rabbitmqctl")
-            .args([
-                "eval",
-                "application:get_env(rabbit, vm_memory_high_watermark).",
-            ])
-            .output()
-            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-            .unwrap_or_default();
-        let value = out.strip_prefix("{ok,").and_then(|v| v.strip_suffix('}'));
-        let watermark = match value {
-            Some(v) if v.starts_with("{absolute,") => vec![
-                "absolute".to_string(),
-                v.trim_start_matches("{absolute,")
-                    .trim_end_matches('}')
-                    .to_string(),
-            ],
-            Some(v) => vec![v.to_string()],
-            None => vec!["0.4".to_string()],
-        };
-        BrokerGuard { watermark }
-    }
-
-    pub fn raise_alarm(&self) {
-        rabbitmqctl(&["set_vm_memory_high_watermark", "absolute", "1000"]);
-    }
-
-    /// Restores everything broker-wide.
-    pub fn restore(&self) {
-        rabbitmqctl(&["start_app"]);
-        let mut args = vec!["set_vm_memory_high_watermark"];
-        args.extend(self.watermark.iter().map(String::as_str));
-        rabbitmqctl(&args);
-    }
-}
-
-impl Drop for BrokerGuard {
-    fn drop(&mut self) {
-        self.restore();
     }
 }

@@ -16,7 +16,14 @@
 //! It changes broker-wide settings (memory watermark, a stopped app) and
 //! closes every connection on the broker: run it alone. Whatever happens,
 //! the broker's settings are restored when it ends.
+//!
+//! `--cluster` runs it against three local RabbitMQ nodes (`cluster.sh`:
+//! Debian's packages, quorum queues on all three, HAProxy in front as a
+//! Kubernetes Service would be) and adds node kills (SIGKILL, then a
+//! restart), the queue leader's node among them; the machine's own broker
+//! is left alone.
 
+mod broker;
 mod faults;
 mod plan;
 mod procs;
@@ -55,10 +62,39 @@ pub struct Args {
     /// Keep the work directory (logs, S3 data) after the run.
     #[arg(long)]
     pub keep: bool,
+    /// Run against a three-node cluster behind HAProxy (cluster.sh), with
+    /// node kills among the faults.
+    #[arg(long)]
+    pub cluster: bool,
+}
+
+/// The system's roots and the test CA of `fixtures/tls`, in one file, for
+/// `SSL_CERT_FILE`: the run's HTTPS origin is signed by that CA.
+fn trust_bundle() -> Result<tempfile::TempPath, String> {
+    use std::io::Write;
+    let mut f = tempfile::NamedTempFile::new().map_err(|e| e.to_string())?;
+    if let Ok(system) = std::fs::read("/etc/ssl/certs/ca-certificates.crt") {
+        f.write_all(&system).map_err(|e| e.to_string())?;
+    }
+    let ca = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/tls/ca.pem");
+    let ca = std::fs::read(&ca).map_err(|e| format!("{}: {e}", ca.display()))?;
+    f.write_all(&ca).map_err(|e| e.to_string())?;
+    Ok(f.into_temp_path())
 }
 
 fn main() -> ExitCode {
     let args = <Args as clap::Parser>::parse();
+    let bundle = match trust_bundle() {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("chaos: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    // SAFETY: no other thread exists yet; the runtime starts below. The
+    // run's own HTTPS checks and the workers (which inherit it) trust the
+    // test CA through it.
+    unsafe { std::env::set_var("SSL_CERT_FILE", &bundle) };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -14,7 +14,7 @@ pub struct Proxy {
 }
 
 impl Proxy {
-    pub async fn start(upstream: &'static str) -> std::io::Result<Proxy> {
+    pub async fn start(upstream: String) -> std::io::Result<Proxy> {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let generation = Arc::new(AtomicU64::new(0));
@@ -26,8 +26,9 @@ impl Proxy {
                 };
                 let g = g.clone();
                 let mine = g.load(Ordering::SeqCst);
+                let upstream = upstream.clone();
                 tokio::spawn(async move {
-                    let Ok(mut outbound) = TcpStream::connect(upstream).await else {
+                    let Ok(mut outbound) = TcpStream::connect(&upstream).await else {
                         return;
                     };
                     let cut = async {

@@ -11,11 +11,12 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rehost::broker::{Names, topology};
 use rehost::config::{Config, Raw};
-use rehost::fixture_origin::{Origin, OriginConfig};
+use rehost::fixture_origin::{Alpn, Origin, OriginConfig, Tls};
 use tokio::sync::mpsc;
 
 use crate::Args;
-use crate::faults::{BrokerGuard, Fault, rabbitmqctl};
+use crate::broker::Broker;
+use crate::faults::Fault;
 use crate::plan::{self, Planned};
 use crate::procs::{Restartable, free_port, sibling};
 use crate::proxy::Proxy;
@@ -35,19 +36,27 @@ struct World {
     _cleanup: Option<tempfile::TempDir>,
     run: String,
     origin: Origin,
+    /// The same media over HTTPS, HTTP/2 by ALPN: half the jobs use it.
+    tls_origin: Origin,
     proxy: Proxy,
     s3: Mutex<Restartable>,
     s3_addr: SocketAddr,
     workers: Mutex<Vec<(Restartable, SocketAddr)>>,
-    guard: BrokerGuard,
+    broker: Broker,
     config: Config,
 }
 
 pub async fn run(args: Args) -> Result<bool, String> {
     let seed = args.seed.unwrap_or_else(rand::random);
     println!(
-        "chaos: seed {seed} ({} s of faults, {} workers)",
-        args.duration_secs, args.workers
+        "chaos: seed {seed} ({} s of faults, {} workers{})",
+        args.duration_secs,
+        args.workers,
+        if args.cluster {
+            ", a three-node cluster"
+        } else {
+            ""
+        }
     );
     let world = Arc::new(World::start(&args, seed).await?);
     let results = traffic::collect(world.names().results_queue.unwrap_or_default());
@@ -75,7 +84,9 @@ pub async fn run(args: Args) -> Result<bool, String> {
         for (worker, _) in lock(&world.workers).iter_mut() {
             worker.kill();
         }
-        remove_topology(&world.names()).await;
+        if !world.broker.is_cluster() {
+            remove_topology(&world.names()).await;
+        }
     }
     Ok(report.passed())
 }
@@ -85,7 +96,7 @@ pub async fn run(args: Args) -> Result<bool, String> {
 /// fatal, since every name is unique to the run.
 async fn remove_topology(names: &Names) {
     let removed = async {
-        let conn = lapin::Connection::connect(traffic::AMQP, Default::default()).await?;
+        let conn = lapin::Connection::connect(traffic::amqp(), Default::default()).await?;
         let ch = conn.create_channel().await?;
         let queues = [&names.queue, &names.dead]
             .into_iter()
@@ -123,11 +134,17 @@ impl World {
             "chaos{seed}x{}",
             &uuid::Uuid::new_v4().simple().to_string()[..6]
         );
+        let broker = match args.cluster {
+            true => Broker::cluster()?,
+            false => Broker::single(),
+        };
+        traffic::use_broker(broker.amqp_url());
         let media = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/media");
-        let origin = Origin::start(OriginConfig::new(media), ([127, 0, 0, 1], 0).into())
+        let origin = Origin::start(OriginConfig::new(&media), ([127, 0, 0, 1], 0).into())
             .await
             .map_err(|e| format!("origin: {e}"))?;
-        let proxy = Proxy::start("127.0.0.1:5672")
+        let tls_origin = https_origin(&media).await?;
+        let proxy = Proxy::start(broker.address())
             .await
             .map_err(|e| format!("proxy: {e}"))?;
         let s3_addr: SocketAddr = ([127, 0, 0, 1], free_port()).into();
@@ -135,7 +152,7 @@ impl World {
         s3.start()?;
         let settings = pairs(&run, s3_addr, &proxy);
         let config = load(&settings)?;
-        let conn = lapin::Connection::connect(traffic::AMQP, Default::default())
+        let conn = lapin::Connection::connect(traffic::amqp(), Default::default())
             .await
             .map_err(|e| format!("broker: {e}"))?;
         topology::ensure(&conn, &Names::from_config(&config))
@@ -153,11 +170,12 @@ impl World {
             _cleanup: cleanup,
             run,
             origin,
+            tls_origin,
             proxy,
             s3: Mutex::new(s3),
             s3_addr,
             workers: Mutex::new(workers),
-            guard: BrokerGuard::new(),
+            broker,
             config,
         })
     }
@@ -199,6 +217,24 @@ impl World {
             w.sample();
         }
     }
+}
+
+/// The fixture media over HTTPS (the test CA's certificate for 127.0.0.1),
+/// offering HTTP/2 by ALPN.
+async fn https_origin(media: &Path) -> Result<Origin, String> {
+    let tls_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/tls");
+    let tls = Tls::from_files(
+        &tls_dir.join("localhost.pem"),
+        &tls_dir.join("localhost.key"),
+        Alpn::H2AndHttp1,
+    )?;
+    let cfg = OriginConfig {
+        tls: Some(tls),
+        ..OriginConfig::new(media)
+    };
+    Origin::start(cfg, ([127, 0, 0, 1], 0).into())
+        .await
+        .map_err(|e| format!("https origin: {e}"))
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -251,6 +287,10 @@ fn pairs(run: &str, s3: SocketAddr, proxy: &Proxy) -> Vec<(&'static str, String)
         ("S3_SECRET_ACCESS_KEY", SECRET.into()),
         ("PUBLIC_BASE_URL", PUBLIC.into()),
         ("RUST_LOG", "warn".into()),
+        (
+            "SSL_CERT_FILE",
+            std::env::var("SSL_CERT_FILE").unwrap_or_default(),
+        ),
     ]
 }
 
@@ -309,13 +349,14 @@ async fn publish(
     mut bursts: mpsc::UnboundedReceiver<Vec<Planned>>,
 ) -> Vec<Planned> {
     let mut rng = StdRng::seed_from_u64(seed);
-    let origin = world.origin.url("");
+    let origins = [world.origin.url(""), world.tls_origin.url("")];
     let mut publisher = Publisher::new(&world.names().exchange);
     let gap = Duration::from_secs_f64(1.0 / args.jobs_per_sec.max(0.01));
     let mut published = Vec::new();
     let mut n = 0;
     while Instant::now() < until {
-        let mut batch = vec![plan::job(&mut rng, &world.run, n, &origin)];
+        let origin = &origins[rng.random_range(0..origins.len())];
+        let mut batch = vec![plan::job(&mut rng, &world.run, n, origin)];
         n += 1;
         while let Ok(b) = bursts.try_recv() {
             n += b.len();
@@ -354,7 +395,7 @@ async fn inject(
             break;
         }
         tokio::time::sleep(wait).await;
-        let fault = Fault::draw(&mut rng);
+        let fault = Fault::draw(&mut rng, world.broker.is_cluster());
         let hold = fault.hold(&mut rng);
         println!(
             "chaos: {:>6.1} s  {} ({:.1} s)",
@@ -378,27 +419,38 @@ async fn inject(
 /// Applies one fault, holds it, undoes it.
 async fn apply(world: &World, fault: Fault, hold: Duration, rng: &mut StdRng) {
     let w = world;
+    let node = w.broker.pick(rng);
     match fault {
         Fault::ProxyCut => w.proxy.sever(),
         Fault::CloseAll => {
-            let _ =
-                tokio::task::spawn_blocking(|| rabbitmqctl(&["close_all_connections", "chaos"]))
-                    .await;
+            blocking(|| w.broker.ctl(&node, &["close_all_connections", "chaos"]));
         }
         Fault::MemoryAlarm | Fault::AlarmThenCut => {
-            let guard = &w.guard;
-            guard.raise_alarm();
+            blocking(|| w.broker.raise_alarm(&node));
             tokio::time::sleep(hold / 2).await;
             if fault == Fault::AlarmThenCut {
                 w.proxy.sever();
             }
             tokio::time::sleep(hold / 2).await;
-            guard.restore();
+            blocking(|| w.broker.restore());
         }
         Fault::BrokerRestart => {
-            rabbitmqctl(&["stop_app"]);
+            blocking(|| w.broker.ctl(&node, &["stop_app"]));
             tokio::time::sleep(hold).await;
-            w.guard.restore();
+            blocking(|| w.broker.restore());
+        }
+        Fault::NodeKill | Fault::LeaderKill => {
+            let n = match fault {
+                Fault::LeaderKill => blocking(|| w.broker.leader(&w.names().queue)),
+                _ => None,
+            }
+            .unwrap_or_else(|| rng.random_range(1..=3));
+            println!("chaos:           node c{n} killed");
+            blocking(|| w.broker.kill_node(n));
+            tokio::time::sleep(hold).await;
+            if !blocking(|| w.broker.restart_node(n)) {
+                eprintln!("chaos: node c{n} did not restart");
+            }
         }
         Fault::KillWorker => {
             let i = rng.random_range(0..lock(&w.workers).len());
@@ -412,18 +464,25 @@ async fn apply(world: &World, fault: Fault, hold: Duration, rng: &mut StdRng) {
             let _ = lock(&w.s3).start();
         }
         Fault::OriginStall => {
-            w.origin
-                .stats
-                .stalled
-                .store(true, std::sync::atomic::Ordering::SeqCst);
+            let stall = |on: bool| {
+                for o in [&w.origin, &w.tls_origin] {
+                    o.stats
+                        .stalled
+                        .store(on, std::sync::atomic::Ordering::SeqCst);
+                }
+            };
+            stall(true);
             tokio::time::sleep(hold).await;
-            w.origin
-                .stats
-                .stalled
-                .store(false, std::sync::atomic::Ordering::SeqCst);
+            stall(false);
         }
         Fault::Burst => {}
     }
+}
+
+/// Runs a broker command (seconds, for node restarts) without stalling the
+/// runtime's other tasks (the run's publisher, proxy and origin).
+fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    tokio::task::block_in_place(f)
 }
 
 /// Waits until every published job has a final result, or `limit`.

@@ -15,12 +15,23 @@ use lapin::types::FieldTable;
 use lapin::{BasicProperties, Channel, Confirmation, Connection, ConnectionProperties};
 use rehost::result::ResultMessage;
 
-pub const AMQP: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
+/// The broker the run's own traffic uses (set once at the start).
+static AMQP: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// Sets the broker URL of the run's traffic (the first call wins).
+pub fn use_broker(url: String) {
+    let _ = AMQP.set(url);
+}
+
+pub fn amqp() -> &'static str {
+    AMQP.get()
+        .map_or("amqp://guest:guest@127.0.0.1:5672/%2f", String::as_str)
+}
 
 async fn channel() -> Option<(Connection, Channel)> {
     let conn = tokio::time::timeout(
         Duration::from_secs(5),
-        Connection::connect(AMQP, ConnectionProperties::default()),
+        Connection::connect(amqp(), ConnectionProperties::default()),
     )
     .await
     .ok()?

@@ -85,3 +85,12 @@ fn running_workers_sweep_at_least_every_ten_minutes_of_deadline() {
     assert_eq!(sweep_every(secs(60)), secs(600));
     assert_eq!(sweep_every(secs(1200)), secs(1200));
 }
+
+#[test]
+fn sizes_are_what_their_names_say() {
+    assert_eq!(kib(64), 65_536);
+    assert_eq!(mib(1), 1_048_576);
+    assert_eq!(IMAGE_BUFFER_BUDGET, 268_435_456);
+    assert_eq!(MOOV_LIMIT, 33_554_432);
+    assert_eq!(PREFIX_BYTES, 65_536);
+}

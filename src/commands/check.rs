@@ -133,6 +133,9 @@ pub fn judge(profile: &Profile, c: &Checked, config: &Config) -> PlatformVerdict
         return PlatformVerdict::Ok;
     };
     let violations = rules::judge(profile, std::slice::from_ref(facts)).violations;
+    if let Facts::Video(_) = facts {
+        return video_verdict(violations, c, config);
+    }
     let (Facts::Image(image), Some(meta)) = (facts, &c.meta) else {
         return verdict_of(violations, Vec::new());
     };
@@ -146,6 +149,25 @@ pub fn judge(profile: &Profile, c: &Checked, config: &Config) -> PlatformVerdict
     }
     let planned = plan::plan(image, meta, &[(0, profile)], true, settings.strip);
     verdict_of(Vec::new(), planned.expected_steps(image, meta))
+}
+
+/// A video: `fixable (faststart)` when its only violation is `moov_first`
+/// and re-hosting would move the box (settings allow it, and nothing read
+/// says it cannot be moved: the origin serves ranges, the tail is within
+/// the limit).
+fn video_verdict(violations: Vec<Violation>, c: &Checked, config: &Config) -> PlatformVerdict {
+    let s = config.platform.normalize;
+    let movable = s.normalize
+        && s.faststart != crate::normalize::Faststart::Never
+        && c.faststart_skipped.is_none();
+    let only_moov = !violations.is_empty()
+        && violations
+            .iter()
+            .all(|v| v.rule == crate::profiles::RuleId::MoovFirst);
+    if movable && only_moov {
+        return PlatformVerdict::Fixable(vec![Step::Faststart]);
+    }
+    verdict_of(violations, Vec::new())
 }
 
 fn verdict_of(violations: Vec<Violation>, steps: Vec<Step>) -> PlatformVerdict {

@@ -49,10 +49,22 @@ pub(super) fn parse(r: &Reader<'_>) -> Result<PlatformConfig, ConfigError> {
             ));
         }
     };
+    let faststart = match r.text("REHOST_FASTSTART").as_str() {
+        "needed" => normalize::Faststart::Needed,
+        "always" => normalize::Faststart::Always,
+        "never" => normalize::Faststart::Never,
+        other => {
+            return Err(err(
+                "REHOST_FASTSTART",
+                format!("expected needed, always or never, got {other:?}"),
+            ));
+        }
+    };
     let normalize = normalize::Settings {
         normalize: r.flag("REHOST_NORMALIZE")? && checks != Checks::Off,
         strip: r.flag("REHOST_STRIP_METADATA")?,
         jpeg_quality: r.number("REHOST_JPEG_QUALITY", 50, 100)? as u8,
+        faststart,
     };
     Ok(PlatformConfig {
         profiles: Arc::new(profiles),

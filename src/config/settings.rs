@@ -221,6 +221,12 @@ pub const SETTINGS: &[Setting] = &[
         "quality of re-encoded JPEGs (50 to 100), lowered in steps to 50 to meet a byte limit",
     ),
     s(
+        "REHOST_FASTSTART",
+        "faststart",
+        "needed",
+        "move the moov box of re-hosted moov-at-end MP4/MOV before the media data, losslessly: needed (when that makes a BYO account ok), always or never (REHOST_NORMALIZE=false: never)",
+    ),
+    s(
         "REHOST_STALL_SECS",
         "stall-secs",
         "300",

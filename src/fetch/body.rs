@@ -22,6 +22,9 @@ pub struct Body {
     pub(super) rate: u64,
     pub(super) stall: Duration,
     pub(super) expected: Option<u64>,
+    /// The whole asset's size, when this is one of its several requests
+    /// ([`super::Clock::size`]).
+    pub(super) asset_size: Option<u64>,
     pub(super) received: u64,
     pub(super) max_bytes: u64,
     pub(super) _permit: HostPermit,
@@ -40,7 +43,11 @@ impl Body {
 
     /// When the whole body must have arrived.
     fn deadline(&self) -> Instant {
-        let size = self.expected.unwrap_or(0).max(self.received);
+        let size = self
+            .expected
+            .unwrap_or(0)
+            .max(self.received)
+            .max(self.asset_size.unwrap_or(0));
         let allowance = Duration::from_secs_f64(size as f64 / self.rate as f64);
         self.started + self.base + allowance
     }

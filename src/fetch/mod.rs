@@ -82,6 +82,27 @@ pub struct Range {
     pub end: Option<u64>,
 }
 
+/// One asset's clock, shared by its requests: it starts when the first
+/// request has its place and moves on by every later wait for a place, so
+/// the asset is never charged for waiting; `size` (when set) is the whole
+/// asset's size, which every request's deadline then allows for. Several
+/// requests on one clock share one deadline.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Clock {
+    started: Option<Instant>,
+    /// The whole asset's size, when known.
+    pub size: Option<u64>,
+}
+
+/// What a request asks besides its URL.
+#[derive(Debug, Clone, Default)]
+pub struct Ask {
+    pub range: Option<Range>,
+    /// `If-Range`: the entity's `ETag` or `Last-Modified`, so a changed
+    /// file answers 200 instead of a range of the wrong bytes.
+    pub if_range: Option<String>,
+}
+
 /// The fetcher. Cheap to clone; one per process.
 #[derive(Clone)]
 pub struct Fetcher {
@@ -101,6 +122,9 @@ pub struct Opened {
     pub total_size: Option<u64>,
     /// Whether the origin honoured the range (206).
     pub partial: bool,
+    /// The entity's validators, as sent.
+    pub etag: Option<String>,
+    pub last_modified: Option<String>,
     pub body: Body,
 }
 
@@ -155,17 +179,36 @@ impl Fetcher {
         range: Option<Range>,
         max_bytes: u64,
     ) -> Result<Opened, JobError> {
+        let ask = Ask {
+            range,
+            if_range: None,
+        };
+        self.open_on(url, &ask, max_bytes, &mut Clock::default())
+            .await
+    }
+
+    /// As [`Fetcher::open`], for one of an asset's several requests: they
+    /// share `clock`, and so one deadline.
+    ///
+    /// # Errors
+    /// A [`JobError`] with the contract's code (no asset index yet).
+    pub async fn open_on(
+        &self,
+        url: &Url,
+        ask: &Ask,
+        max_bytes: u64,
+        clock: &mut Clock,
+    ) -> Result<Opened, JobError> {
         // The asset's deadlines count from its first request, not from
         // the waits for connection places before it or before a redirect's
         // next hop (regression test: `tests/it/hosts.rs`,
         // `a_redirects_wait_for_a_place_is_not_charged_to_the_asset`).
-        let mut started = None;
         let mut url = without_trailing_dot(url);
         for _ in 0..=MAX_REDIRECTS {
-            let (response, permit, since) = self.hop(&url, range, &mut started).await?;
+            let (response, permit, since) = self.hop(&url, ask, &mut clock.started).await?;
             let status = response.status().as_u16();
             if !(300..400).contains(&status) {
-                return self.answer(response, permit, since, max_bytes);
+                return self.answer(response, permit, since, max_bytes, clock.size);
             }
             url = without_trailing_dot(&next_hop(&url, status, response.headers())?);
             reuse(response, since + self.cfg.base_timeout).await;
@@ -180,13 +223,13 @@ impl Fetcher {
     async fn hop(
         &self,
         url: &Url,
-        range: Option<Range>,
+        ask: &Ask,
         started: &mut Option<Instant>,
     ) -> Result<(http::Response<Incoming>, HostPermit, Instant), JobError> {
         if let Some(ip) = url.host().as_ref().and_then(literal_ip) {
             self.guard.check(ip).map_err(forbidden)?;
         }
-        let req = request(url, range)?;
+        let req = request(url, ask)?;
         let asked = Instant::now();
         let permit = self
             .hosts
@@ -228,6 +271,7 @@ impl Fetcher {
         permit: HostPermit,
         started: Instant,
         max_bytes: u64,
+        asset_size: Option<u64>,
     ) -> Result<Opened, JobError> {
         let status = response.status().as_u16();
         status_error(status, response.headers())?;
@@ -251,11 +295,21 @@ impl Fetcher {
                 "origin declares {total} bytes; the limit is {max_bytes}"
             )));
         }
+        let header = |name| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        };
+        let (etag, last_modified) = (header(header::ETAG), header(header::LAST_MODIFIED));
         Ok(Opened {
             status,
             content_length,
             total_size,
             partial,
+            etag,
+            last_modified,
             body: Body {
                 body: response.into_body(),
                 started,
@@ -263,6 +317,7 @@ impl Fetcher {
                 rate: self.cfg.min_rate_bytes_per_sec.max(1),
                 stall: self.cfg.stall_timeout,
                 expected: content_length,
+                asset_size,
                 received: 0,
                 max_bytes,
                 _permit: permit,
@@ -288,7 +343,7 @@ fn without_trailing_dot(url: &Url) -> Url {
 }
 
 /// The GET for `url`, with the fetcher's headers.
-fn request(url: &Url, range: Option<Range>) -> Result<http::Request<Empty<Bytes>>, JobError> {
+fn request(url: &Url, ask: &Ask) -> Result<http::Request<Empty<Bytes>>, JobError> {
     let mut req = http::Request::get(url.as_str())
         .header(
             header::USER_AGENT,
@@ -296,12 +351,15 @@ fn request(url: &Url, range: Option<Range>) -> Result<http::Request<Empty<Bytes>
         )
         .header(header::ACCEPT, "*/*")
         .header(header::ACCEPT_ENCODING, "identity");
-    if let Some(r) = range {
+    if let Some(r) = ask.range {
         let value = match r.end {
             Some(end) => format!("bytes={}-{end}", r.start),
             None => format!("bytes={}-", r.start),
         };
         req = req.header(header::RANGE, value);
+    }
+    if let Some(v) = &ask.if_range {
+        req = req.header(header::IF_RANGE, v.as_str());
     }
     req.body(Empty::new())
         .map_err(|e| error::invalid_url(format!("not a URL a request can be made for: {e}")))
@@ -331,7 +389,7 @@ mod tests {
 
     fn key(url: &str) -> String {
         let url = without_trailing_dot(&Url::parse(url).expect("url"));
-        let req = request(&url, None).expect("request");
+        let req = request(&url, &Ask::default()).expect("request");
         host_key(req.uri())
     }
 

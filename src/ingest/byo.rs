@@ -10,7 +10,7 @@ use sha2::{Digest, Sha256};
 use tokio::sync::OwnedSemaphorePermit;
 
 use super::asset::{PREFIX_BYTES, append, fill, max_bytes, video_facts};
-use super::{Asset, AssetResult, Checked, Ingestor};
+use super::{Asset, AssetResult, Checked, Ingestor, faststart};
 use crate::error::{self, JobError};
 use crate::fetch::Body;
 use crate::job::JobKind;
@@ -40,13 +40,29 @@ pub(super) async fn ingest(ing: &Ingestor, store: &Store, a: &Asset<'_>) -> Asse
             image(ing, store, a, opened.body, declared).await
         }
         JobKind::Video => {
-            let opened = ing.fetcher.open(&a.src.url, None, max).await?;
-            let declared = opened.content_length;
-            let (record, info) = video(store, a.workspace, opened.body, declared).await?;
-            let facts = video_facts(record.format, &info, Some(record.bytes));
+            let stored = match faststart::wanted(ing, a) {
+                Some(want) => faststart::ingest(ing, store, a, want).await?,
+                None => {
+                    let opened = ing.fetcher.open(&a.src.url, None, max).await?;
+                    let declared = opened.content_length;
+                    let (record, info) =
+                        video(ing, store, a.workspace, opened.body, declared).await?;
+                    faststart::Stored {
+                        record,
+                        info,
+                        normalized: None,
+                        skipped: None,
+                    }
+                }
+            };
+            let r = stored.record;
+            let facts = video_facts(r.format, &stored.info, Some(r.bytes));
+            let mut out = r.asset(&a.src.raw, stored.info);
+            out.normalized = stored.normalized;
             Ok(Checked {
-                out: record.asset(&a.src.raw, info),
+                out,
                 facts: Some(Facts::Video(facts)),
+                faststart_skipped: stored.skipped,
                 ..Checked::default()
             })
         }
@@ -59,9 +75,9 @@ fn kib(bytes: u64) -> usize {
 }
 
 /// Reserves `bytes` of the image buffer budget (at most the whole budget),
-/// waiting while other images hold it.
-async fn reserve(ing: &Ingestor, bytes: u64) -> Result<OwnedSemaphorePermit, JobError> {
-    let permits = u32::try_from(kib(bytes)).unwrap_or(u32::MAX);
+/// waiting while other images (or `moov` boxes) hold it.
+pub(super) async fn reserve(ing: &Ingestor, bytes: u64) -> Result<OwnedSemaphorePermit, JobError> {
+    let permits = u32::try_from(kib(bytes).min(ing.buffer_kib)).unwrap_or(u32::MAX);
     ing.buffers
         .clone()
         .acquire_many_owned(permits)
@@ -115,6 +131,7 @@ async fn image(
         facts: Some(Facts::Image(facts)),
         meta: Some(n.meta),
         unfit: n.unfit,
+        faststart_skipped: None,
     })
 }
 
@@ -190,6 +207,7 @@ async fn read_image(
 
 /// Streams a video into the store while probing and hashing it.
 async fn video(
+    ing: &Ingestor,
     store: &Store,
     workspace: &str,
     mut body: Body,
@@ -198,8 +216,43 @@ async fn video(
     let mut head = Vec::with_capacity(PREFIX_BYTES);
     let eof = fill(&mut body, &mut head, PREFIX_BYTES).await?;
     let format = check::expect_format(&head, Kind::Video)?;
+    let from = Streamed {
+        body,
+        head,
+        eof,
+        declared,
+    };
+    store_stream(ing, store, workspace, format, from).await
+}
+
+/// A video's response with its first bytes already read.
+pub(super) struct Streamed {
+    pub body: Body,
+    pub head: Vec<u8>,
+    /// The body ended within `head`.
+    pub eof: bool,
+    /// The whole file's declared size.
+    pub declared: Option<u64>,
+}
+
+/// Streams a video whose first bytes (`head`) were read already into the
+/// store while probing and hashing it.
+pub(super) async fn store_stream(
+    ing: &Ingestor,
+    store: &Store,
+    workspace: &str,
+    format: Format,
+    from: Streamed,
+) -> Result<(Record, MediaInfo), JobError> {
+    let Streamed {
+        mut body,
+        head,
+        eof,
+        declared,
+    } = from;
     let mut upload = store.begin(workspace, format, declared).await?;
-    let streamed = stream(&mut upload, &mut body, head, eof, VideoProbe::new(format)).await;
+    let probe = VideoProbe::new(format);
+    let streamed = stream(ing, &mut upload, &mut body, head, eof, probe).await;
     let (sha, bytes, info) = match streamed {
         Ok(v) => v,
         Err(e) => {
@@ -213,7 +266,7 @@ async fn video(
 }
 
 /// An asset written (or found already there), with what the result reports.
-struct Record {
+pub(super) struct Record {
     stored: Stored,
     sha: String,
     bytes: u64,
@@ -223,7 +276,13 @@ struct Record {
 }
 
 impl Record {
-    fn new(stored: Stored, sha: String, bytes: u64, format: Format, started: Instant) -> Self {
+    pub(super) fn new(
+        stored: Stored,
+        sha: String,
+        bytes: u64,
+        format: Format,
+        started: Instant,
+    ) -> Self {
         Record {
             stored,
             sha,
@@ -234,7 +293,7 @@ impl Record {
     }
 
     /// Records the store metrics and logs, and builds the asset's record.
-    fn asset(self, source_url: &str, info: MediaInfo) -> AssetOut {
+    pub(super) fn asset(self, source_url: &str, info: MediaInfo) -> AssetOut {
         METRICS
             .store_seconds
             .observe(self.started.elapsed().as_secs_f64());
@@ -260,6 +319,7 @@ impl Record {
 
 /// Streams the body into the upload while probing and hashing it.
 async fn stream(
+    ing: &Ingestor,
     upload: &mut Upload,
     body: &mut Body,
     head: Vec<u8>,
@@ -268,12 +328,15 @@ async fn stream(
 ) -> Result<(String, u64, MediaInfo), JobError> {
     let mut hasher = Sha256::new();
     let mut total = head.len() as u64;
+    let mut moov = MoovBudget::default();
     probe.feed(&head)?;
+    moov.cover(ing, probe.holding()).await?;
     hasher.update(&head);
     upload.write(Bytes::from(head)).await?;
     if !eof {
         while let Some(chunk) = body.chunk().await? {
             probe.feed(&chunk)?;
+            moov.cover(ing, probe.holding()).await?;
             hasher.update(&chunk);
             total += chunk.len() as u64;
             upload.write(chunk).await?;
@@ -281,4 +344,28 @@ async fn stream(
     }
     let info = probe.finish()?;
     Ok((hex::encode(hasher.finalize()), total, info))
+}
+
+/// The image buffer budget's share a streaming probe's `moov` capture
+/// holds: reserved once the box's header declares its size (the capture
+/// grows by at most one chunk before it is covered), kept to the end.
+#[derive(Default)]
+struct MoovBudget {
+    held: Option<OwnedSemaphorePermit>,
+    bytes: u64,
+}
+
+impl MoovBudget {
+    async fn cover(&mut self, ing: &Ingestor, bytes: u64) -> Result<(), JobError> {
+        if bytes <= self.bytes {
+            return Ok(());
+        }
+        let more = reserve(ing, bytes - self.bytes).await?;
+        self.bytes = bytes;
+        match &mut self.held {
+            Some(held) => held.merge(more),
+            None => self.held = Some(more),
+        }
+        Ok(())
+    }
 }

@@ -24,7 +24,8 @@ use crate::media::{Format, MediaError, MediaInfo, Need};
 use crate::profiles::facts::Facts;
 use crate::result::AssetOut;
 
-use crate::bounds::HOSTED_MOOV_TAIL as MOOV_TAIL_CAP;
+use crate::bounds::MOOV_LIMIT;
+use crate::media::faststart::Skip;
 
 /// The start of a file, as read so far.
 struct Prefix<'a> {
@@ -36,6 +37,9 @@ struct Prefix<'a> {
     body: Option<Body>,
     /// The origin honours ranges.
     partial: bool,
+    /// The origin sent `ETag` or `Last-Modified` (re-hosting could move a
+    /// trailing `moov` only with one).
+    validator: bool,
     /// The whole file's size, when the origin said.
     total: Option<u64>,
 }
@@ -114,10 +118,10 @@ pub(super) async fn check(ing: &Ingestor, src: &SourceUrl, kind: Option<JobKind>
         Some(k) => check::expect_format(&p.head, media_kind(k))?,
         None => sniffed_within_limit(&p, &ing.limits)?,
     };
-    let info = if format.is_image() {
-        image_info(&mut p, format, ing.limits.max_image_pixels).await?
+    let (info, faststart_skipped) = if format.is_image() {
+        (image_info(&mut p, format, ing.limits.max_image_pixels).await?, None)
     } else {
-        video_info(&mut p, format).await?
+        video_info(ing, &mut p, format).await?
     };
     let bytes = p.total.or(p.whole().then_some(p.head.len() as u64));
     tracing::info!(bytes = ?bytes, read = p.head.len(), "asset confirmed");
@@ -140,6 +144,7 @@ pub(super) async fn check(ing: &Ingestor, src: &SourceUrl, kind: Option<JobKind>
         facts: Some(facts),
         meta,
         unfit: Vec::new(),
+        faststart_skipped,
     })
 }
 
@@ -202,6 +207,7 @@ async fn open<'a>(
         max,
         head: Vec::new(),
         partial: opened.partial,
+        validator: opened.etag.is_some() || opened.last_modified.is_some(),
         // Not satisfiable from byte 0: the file is empty.
         total: if empty { Some(0) } else { opened.total_size },
         body: (!empty).then_some(opened.body),
@@ -239,17 +245,27 @@ async fn image_info(
     })
 }
 
-async fn video_info(p: &mut Prefix<'_>, format: Format) -> Result<MediaInfo, JobError> {
+/// A video's metadata, and why re-hosting could not move a trailing
+/// `moov` (for `rehost check --platform`).
+async fn video_info(
+    ing: &Ingestor,
+    p: &mut Prefix<'_>,
+    format: Format,
+) -> Result<(MediaInfo, Option<Skip>), JobError> {
     loop {
         let mut probe = VideoProbe::new(format);
         probe.feed(&p.head)?;
         if p.whole() {
-            return Ok(probe.finish()?);
+            return Ok((probe.finish()?, None));
         }
+        let order = MediaInfo {
+            moov_first: probe.moov_first(),
+            ..MediaInfo::default()
+        };
         match probe.partial()? {
-            Partial::Known(info) => return Ok(info),
-            Partial::Unknown => return Ok(MediaInfo::default()),
-            Partial::MoovAfter(next) => return moov_at_end(p, format, next).await,
+            Partial::Known(info) => return Ok((info, None)),
+            Partial::Unknown => return Ok((order, None)),
+            Partial::MoovAfter(next) => return moov_at_end(ing, p, format, next, order).await,
             Partial::NeedMore(n) => {
                 let before = p.head.len();
                 p.extend_to(n.max(before as u64 * 2)).await?;
@@ -265,16 +281,32 @@ async fn video_info(p: &mut Prefix<'_>, format: Format) -> Result<MediaInfo, Job
     }
 }
 
-/// `moov` after `mdat`: one ranged read of the tail, when it is small.
-async fn moov_at_end(p: &mut Prefix<'_>, format: Format, next: u64) -> Result<MediaInfo, JobError> {
-    let Some(total) = p.total else {
-        return Ok(MediaInfo::default());
+/// `moov` after `mdat`: one ranged read of the tail, within the `moov`
+/// limit and reserved from the image buffer budget first. Where it cannot
+/// be read, the box order alone says `moov` is not first (`order`), and
+/// why re-hosting could not move it either.
+async fn moov_at_end(
+    ing: &Ingestor,
+    p: &mut Prefix<'_>,
+    format: Format,
+    next: u64,
+    order: MediaInfo,
+) -> Result<(MediaInfo, Option<Skip>), JobError> {
+    let skip = match p.total {
+        _ if !p.partial => Some(Skip::NoRanges),
+        None => Some(Skip::NoRanges),
+        Some(total) if next >= total => Some(Skip::MdatAfterMoov),
+        Some(total) if total - next > MOOV_LIMIT => Some(Skip::TailTooLarge),
+        Some(_) if !p.validator => Some(Skip::NoValidator),
+        Some(_) => None,
     };
-    if !p.partial || next >= total || total - next > MOOV_TAIL_CAP {
-        return Ok(MediaInfo::default());
-    }
-    // Free the first response's connection before asking again.
+    let Some(total) = p.total.filter(|&t| p.partial && next < t && t - next <= MOOV_LIMIT) else {
+        return Ok((order, skip));
+    };
+    // Free the first response's connection before asking again; the tail
+    // and the probe's copy of its moov are held against the budget.
     p.body = None;
+    let _budget = super::byo::reserve(ing, (total - next).saturating_mul(2)).await?;
     let range = Range {
         start: next,
         end: Some(total - 1),
@@ -282,5 +314,5 @@ async fn moov_at_end(p: &mut Prefix<'_>, format: Format, next: u64) -> Result<Me
     let tail = read_range(p.fetcher, p.src, range, p.max).await?;
     let mut probe = VideoProbe::at(format, next);
     probe.feed(&tail)?;
-    Ok(probe.finish()?)
+    Ok((probe.finish()?, skip))
 }

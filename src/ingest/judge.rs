@@ -56,6 +56,9 @@ fn verdicts(ing: &Ingestor, job: &Job, checked: &[Checked]) -> Vec<AccountVerdic
     };
     let mut accounts = verdict::judge(&job.accounts, &ing.platform.profiles, &facts);
     for (index, c) in checked.iter().enumerate() {
+        if let Some(skip) = c.faststart_skipped {
+            explain_faststart(&mut accounts, index, skip);
+        }
         for &account in &c.unfit {
             if let Some(v) = accounts.get_mut(account) {
                 v.verdict = Verdict::Rejected;
@@ -69,6 +72,27 @@ fn verdicts(ing: &Ingestor, job: &Job, checked: &[Checked]) -> Vec<AccountVerdic
         }
     }
     accounts
+}
+
+/// A moov-at-end video stored as it is: its `moov_first` violations say
+/// why rehost did not move the box.
+fn explain_faststart(
+    accounts: &mut [AccountVerdict],
+    index: usize,
+    skip: crate::media::faststart::Skip,
+) {
+    let rule = RuleId::MoovFirst.as_str();
+    for a in accounts {
+        for v in &mut a.violations {
+            if v.asset_index == Some(index) && v.rule == rule {
+                v.message = format!(
+                    "{} needs the moov box before the media data; asset {index} has it at the end and {}: re-export with faststart",
+                    a.platform,
+                    skip.why()
+                );
+            }
+        }
+    }
 }
 
 /// The violation of an image too large to decode within the budget, for

@@ -8,6 +8,7 @@
 
 mod asset;
 mod byo;
+mod faststart;
 mod hosted;
 
 use std::sync::Arc;
@@ -51,6 +52,8 @@ pub struct Ingestor {
     limits: Limits,
     /// Permits are KiB of image buffer; see [`IMAGE_BUFFER_BUDGET`].
     buffers: Arc<Semaphore>,
+    /// The budget's size in KiB: no single reservation asks for more.
+    buffer_kib: usize,
     platform: PlatformConfig,
     normalizer: Normalizer,
 }
@@ -66,6 +69,9 @@ pub struct Checked {
     /// Accounts (job indices) whose needed re-encode could not be done
     /// within the decode budget.
     pub unfit: Vec<usize>,
+    /// Why a moov-at-end video was stored as it is (its `moov_first`
+    /// violation then says so).
+    pub faststart_skipped: Option<crate::media::faststart::Skip>,
 }
 
 /// What one asset contributes to the job.
@@ -80,13 +86,15 @@ impl Ingestor {
         platform: PlatformConfig,
     ) -> Self {
         let budget = IMAGE_BUFFER_BUDGET.max(limits.max_image_bytes * 2) / 1024;
+        let buffer_kib = usize::try_from(budget)
+            .unwrap_or(Semaphore::MAX_PERMITS)
+            .min(Semaphore::MAX_PERMITS);
         Ingestor {
             fetcher,
             store,
             limits,
-            buffers: Arc::new(Semaphore::new(
-                usize::try_from(budget).unwrap_or(Semaphore::MAX_PERMITS),
-            )),
+            buffers: Arc::new(Semaphore::new(buffer_kib)),
+            buffer_kib,
             normalizer: Normalizer::new(platform.normalize),
             platform,
         }

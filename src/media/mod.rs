@@ -14,6 +14,7 @@
 //! without a depth limit, no allocation sized by a header field.
 
 pub mod check;
+pub mod faststart;
 pub mod image;
 pub mod mp4;
 mod read;

@@ -101,6 +101,24 @@ impl VideoProbe {
         }
     }
 
+    /// Whether an MP4's `moov` comes before its `mdat`, once the box order
+    /// shows it (even when `moov` itself was not read).
+    pub fn moov_first(&self) -> Option<bool> {
+        match &self.state {
+            State::Mp4(scanner) => scanner.moov_first(),
+            State::Webm { .. } => None,
+        }
+    }
+
+    /// Bytes the probe holds or is capturing (an MP4 `moov`), for the
+    /// memory budget; a WebM head is within [`WEBM_HEAD_CAP`] and not counted.
+    pub fn holding(&self) -> u64 {
+        match &self.state {
+            State::Mp4(scanner) => scanner.moov_held(),
+            State::Webm { .. } => 0,
+        }
+    }
+
     /// What the bytes fed so far tell, when they are only a prefix.
     ///
     /// # Errors

@@ -29,12 +29,24 @@ pub use plan::{Plan, Shaper, Step, Target};
 pub use crate::bounds::DECODE_BUDGET;
 
 /// Normalisation settings (`REHOST_NORMALIZE`, `REHOST_STRIP_METADATA`,
-/// `REHOST_JPEG_QUALITY`).
+/// `REHOST_JPEG_QUALITY`, `REHOST_FASTSTART`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Settings {
     pub normalize: bool,
     pub strip: bool,
     pub jpeg_quality: u8,
+    /// When re-hosted moov-at-end videos are remuxed (off with `normalize`).
+    pub faststart: Faststart,
+}
+
+/// `REHOST_FASTSTART`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Faststart {
+    /// When that turns a BYO account's verdict from `rejected` to `ok`.
+    Needed,
+    /// Every re-hosted moov-at-end MP4/MOV that can be moved.
+    Always,
+    Never,
 }
 
 impl Default for Settings {
@@ -43,6 +55,7 @@ impl Default for Settings {
             normalize: true,
             strip: true,
             jpeg_quality: 90,
+            faststart: Faststart::Needed,
         }
     }
 }

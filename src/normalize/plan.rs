@@ -26,10 +26,12 @@ pub enum Step {
     ToJpeg,
     Recompress,
     StripMetadata,
+    /// A video's `moov` moved before its media data (contract v4).
+    Faststart,
 }
 
 impl Step {
-    pub const ALL: [Step; 7] = [
+    pub const ALL: [Step; 8] = [
         Step::Orient,
         Step::FirstFrame,
         Step::Flatten,
@@ -37,6 +39,7 @@ impl Step {
         Step::ToJpeg,
         Step::Recompress,
         Step::StripMetadata,
+        Step::Faststart,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -48,6 +51,7 @@ impl Step {
             Step::ToJpeg => "to_jpeg",
             Step::Recompress => "recompress",
             Step::StripMetadata => "strip_metadata",
+            Step::Faststart => "faststart",
         }
     }
 }
