@@ -17,6 +17,8 @@
 //! | `chunked=1` | no `Content-Length` |
 //! | `endless=1` | the file, then padding that never ends (no `Content-Length`) |
 //! | `ignore_range=1` | answer 200 with the whole file to a ranged request |
+//! | `validators=0` | send neither `ETag` nor `Last-Modified` |
+//! | `etag=changes` | a new `ETag` on every request (the file "changed"; `If-Range` then fails) |
 //! | `ctype=T` | `Content-Type: T` (default: from the extension, which may lie) |
 //! | `gzip=1` | add `Content-Encoding: gzip` (the body is not compressed) |
 //! | `header_kib=N` | add a response header of N KiB |
@@ -456,15 +458,28 @@ impl State {
         let num = |k: &str| q.get(k).and_then(|v| v.parse::<u64>().ok());
         let flag = |k: &str| q.get(k).is_some_and(|v| v == "1");
         let len = data.len();
+        let validators = self.validators(req, q, len);
+        // If-Range with a validator that is not the current one: the whole
+        // file (as nginx does), never a range of other bytes.
+        let if_range_holds = req
+            .headers()
+            .get(header::IF_RANGE)
+            .and_then(|v| v.to_str().ok())
+            .is_none_or(|v| validators.as_ref().is_some_and(|(e, m)| v == e || v == *m));
         let range = req
             .headers()
             .get(header::RANGE)
             .and_then(|v| v.to_str().ok())
-            .filter(|_| !flag("ignore_range"))
+            .filter(|_| !flag("ignore_range") && if_range_holds)
             .and_then(|v| parse_range(v, len));
         let mut builder = Response::builder()
             .header(header::CONTENT_TYPE, ctype)
             .header(header::ACCEPT_RANGES, "bytes");
+        if let Some((etag, modified)) = &validators {
+            builder = builder
+                .header(header::ETAG, etag.as_str())
+                .header(header::LAST_MODIFIED, *modified);
+        }
         if flag("gzip") {
             builder = builder.header(header::CONTENT_ENCODING, "gzip");
         }
@@ -505,6 +520,33 @@ impl State {
             .status(status)
             .body(body)
             .unwrap_or_else(|_| text(StatusCode::INTERNAL_SERVER_ERROR, "response"))
+    }
+}
+
+impl State {
+    /// `ETag` and `Last-Modified` of what `req` names: the same for the
+    /// same path, size and generator parameters, unless the query says
+    /// otherwise.
+    fn validators(
+        &self,
+        req: &Request<Incoming>,
+        q: &HashMap<String, String>,
+        len: u64,
+    ) -> Option<(String, &'static str)> {
+        if q.get("validators").is_some_and(|v| v == "0") {
+            return None;
+        }
+        let mut h = crc32fast::Hasher::new();
+        h.update(req.uri().path().as_bytes());
+        for k in ["mib", "seed", "moov"] {
+            h.update(q.get(k).map_or("", String::as_str).as_bytes());
+        }
+        let mut etag = format!("\"{:08x}-{len}", h.finalize());
+        if q.get("etag").is_some_and(|v| v == "changes") {
+            etag.push_str(&format!("-{}", self.stats.requests()));
+        }
+        etag.push('"');
+        Some((etag, "Wed, 01 Jan 2025 00:00:00 GMT"))
     }
 }
 

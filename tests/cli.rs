@@ -472,3 +472,35 @@ fn profiles_lists_sources_and_dates() {
     let out = rehost(&["profiles"], &[]);
     assert!(String::from_utf8_lossy(&out.stdout).contains("(checked "));
 }
+
+/// Regression: on a moov-at-end MP4 from an origin that ignores `Range`,
+/// `check --platform instagram` said `ok`: the trailing moov was never read,
+/// so every rule was skipped, though the box order was known. It is judged
+/// from the box order now, and `fixable (faststart)` where re-hosting
+/// would move the box.
+#[tokio::test]
+async fn check_judges_moov_first_from_the_box_order() {
+    let origin = origin().await;
+    let check = |url: String| {
+        tokio::task::spawn_blocking(move || {
+            rehost(
+                &["check", "--video", "--platform", "instagram", &url],
+                &[("REHOST_ALLOW_PRIVATE_NETWORKS", "127.0.0.1/32")],
+            )
+        })
+    };
+    // 4 MiB: the moov lies past what a check reads, and is never read.
+    for url in [
+        origin.url("gen/v.mp4?mib=4&moov=end&ignore_range=1"),
+        origin.url("fs-h264-aac.mp4?ignore_range=1"),
+    ] {
+        let out = check(url).await.expect("join");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(text.contains("instagram: rejected (moov_first)"), "{text}");
+        assert_eq!(out.status.code(), Some(1), "{text}");
+    }
+    let out = check(origin.url("fs-h264-aac.mp4")).await.expect("join");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(text.contains("instagram: fixable (faststart)"), "{text}");
+    assert_eq!(out.status.code(), Some(0), "{text}");
+}

@@ -1,7 +1,8 @@
 //! Property-based fuzzing of every parser that reads untrusted bytes: the job
 //! parser, the format sniffer, the image header probes and structure checks,
-//! the MP4/MOV scanner and the WebM probe, the image metadata scan, the
-//! lossless metadata strip and the re-encode.
+//! the MP4/MOV scanner and the WebM probe, the faststart remuxer (layout,
+//! tail and `moov` rewrite), the image metadata scan, the lossless metadata
+//! strip and the re-encode.
 //!
 //! The seed corpus is `fixtures/media` (and `fixtures/jobs`): each property
 //! takes a fixture and mutates it (byte flips, truncation, insertion,
@@ -16,6 +17,7 @@ use std::sync::OnceLock;
 
 use proptest::prelude::*;
 use rehost::job::{self, Parsed};
+use rehost::media::faststart::{self, Head};
 use rehost::media::image::{check_complete, meta, probe};
 use rehost::media::video::VideoProbe;
 use rehost::media::{Format, Sniffed, mp4, sniff, webm};
@@ -226,6 +228,30 @@ proptest! {
             prop_assert_eq!(format!("{:?}", whole.info()), format!("{:?}", parts.info()));
         }
         let _ = mp4::parse_moov(&data);
+    }
+
+    /// The remuxer on hostile files: no panic; a layout it accepts gives a
+    /// new moov no larger than the old one plus its co64 growth, which
+    /// itself reads as moov-first; the mdat's bytes are never its business.
+    #[test]
+    fn faststart_never_panics_and_stays_bounded(data in input()) {
+        if let Head::MdatFirst { prefix_end, mdat_end } = faststart::head(&data) {
+            prop_assert!(prefix_end < mdat_end);
+            let from = usize::try_from(mdat_end).unwrap_or(usize::MAX);
+            if let Some(tail) = data.get(from..)
+                && let Ok(t) = faststart::tail(tail, mdat_end, data.len() as u64)
+            {
+                let moov = &tail[t.moov.clone()];
+                if let Ok(new) = faststart::remux(moov, prefix_end..t.moov_start) {
+                    prop_assert!(new.len() <= moov.len() * 2 + 16, "{} from {}", new.len(), moov.len());
+                    let mut out = data[..prefix_end as usize].to_vec();
+                    out.extend_from_slice(&new);
+                    prop_assert_eq!(faststart::head(&out), Head::MoovFirst);
+                }
+            }
+        }
+        let _ = faststart::remux(&data, 0..data.len() as u64);
+        let _ = faststart::tail(&data, 0, data.len() as u64);
     }
 
     #[test]

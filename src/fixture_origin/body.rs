@@ -42,10 +42,11 @@ pub(super) fn parse_range(v: &str, len: u64) -> Option<Result<(u64, u64), ()>> {
 #[derive(Debug, Clone)]
 pub(super) enum Source {
     Bytes(Bytes),
-    /// Head bytes, then `len - head.len()` bytes of a repeating block.
+    /// Head bytes, then a repeating block, then `tail`: `len` in all.
     Generated {
         head: Bytes,
         block: Bytes,
+        tail: Bytes,
         len: u64,
     },
 }
@@ -65,12 +66,24 @@ impl Source {
                 let start = usize::try_from(offset).unwrap_or(usize::MAX).min(b.len());
                 b.slice(start..(start + max).min(b.len()))
             }
-            Source::Generated { head, block, len } => {
+            Source::Generated {
+                head,
+                block,
+                tail,
+                len,
+            } => {
                 if offset < head.len() as u64 {
                     let s = offset as usize;
                     return head.slice(s..(s + max).min(head.len()));
                 }
-                let left = len.saturating_sub(offset);
+                let tail_at = len.saturating_sub(tail.len() as u64);
+                if offset >= tail_at {
+                    let s = usize::try_from(offset - tail_at)
+                        .unwrap_or(usize::MAX)
+                        .min(tail.len());
+                    return tail.slice(s..(s + max).min(tail.len()));
+                }
+                let left = tail_at - offset;
                 let in_block = ((offset - head.len() as u64) % block.len() as u64) as usize;
                 let n = max
                     .min(block.len() - in_block)
@@ -206,27 +219,14 @@ pub(super) async fn generated(
         head.extend_from_slice(&moov);
     }
     head.extend_from_slice(&mdat_header);
-    if moov_end {
-        // The moov goes after the pattern: serve it from a block that ends in it.
-        let total = head.len() as u64 + payload + moov.len() as u64;
-        let mut bytes = head;
-        let full_blocks = payload / block.len() as u64;
-        let rest = (payload % block.len() as u64) as usize;
-        if full_blocks > 64 {
-            return Err("moov=end supports at most 64 MiB".into());
-        }
-        for _ in 0..full_blocks {
-            bytes.extend_from_slice(&block);
-        }
-        bytes.extend_from_slice(&block[..rest]);
-        bytes.extend_from_slice(&moov);
-        debug_assert_eq!(bytes.len() as u64, total);
-        return Ok(Source::Bytes(Bytes::from(bytes)));
-    }
-    let len = head.len() as u64 + payload;
+    // With `moov=end` the moov follows the pattern (and its chunk offsets,
+    // which point into the first few hundred KiB of the mdat, stay valid).
+    let tail = if moov_end { moov } else { Vec::new() };
+    let len = head.len() as u64 + payload + tail.len() as u64;
     Ok(Source::Generated {
         head: Bytes::from(head),
         block: Bytes::from(block),
+        tail: Bytes::from(tail),
         len,
     })
 }

@@ -158,7 +158,10 @@ pub(super) async fn ingest(
         }),
         if_range: None,
     };
-    let first = ing.fetcher.open_on(&a.src.url, &ask, max, &mut clock).await?;
+    let first = ing
+        .fetcher
+        .open_on(&a.src.url, &ask, max, &mut clock)
+        .await?;
     let declared = first.total_size.or(first.content_length);
     let entity = Entity::of(&first);
     let mut body = first.body;
@@ -178,9 +181,13 @@ pub(super) async fn ingest(
         },
     };
     let plan = match (layout, entity) {
-        (Head::MdatFirst { prefix_end, mdat_end }, Ok(e)) if e.total - mdat_end <= MOOV_LIMIT => {
-            Ok((prefix_end, mdat_end, e))
-        }
+        (
+            Head::MdatFirst {
+                prefix_end,
+                mdat_end,
+            },
+            Ok(e),
+        ) if e.total - mdat_end <= MOOV_LIMIT => Ok((prefix_end, mdat_end, e)),
         (Head::MdatFirst { .. }, Ok(_)) => Err(Some(Skip::TailTooLarge)),
         (Head::MdatFirst { .. }, Err(skip)) | (Head::Unmovable(skip), _) => Err(Some(skip)),
         _ => Err(None),
@@ -218,7 +225,11 @@ pub(super) async fn ingest(
 
 fn count_skip(skip: Option<Skip>) {
     if let Some(s) = skip {
-        tracing::info!(reason = s.as_str(), "moov at the end is not moved: {}", s.why());
+        tracing::info!(
+            reason = s.as_str(),
+            "moov at the end is not moved: {}",
+            s.why()
+        );
         METRICS
             .faststart_skipped
             .get_or_create(&labels(&[("reason", s.as_str())]))
@@ -266,7 +277,10 @@ impl MoovAtEnd {
         let start = self.prefix.len() as u64;
         let ask = self.entity.ask(start, media_end);
         let max = ing.limits.max_video_bytes;
-        let third = ing.fetcher.open_on(&a.src.url, &ask, max, &mut clock).await?;
+        let third = ing
+            .fetcher
+            .open_on(&a.src.url, &ask, max, &mut clock)
+            .await?;
         self.entity.same(&third, media_end - start)?;
         let out_len = match &moved.moov {
             Some((new, old)) => self.entity.total - old.len() as u64 + new.len() as u64,
@@ -300,7 +314,9 @@ impl MoovAtEnd {
         let mut tail = Vec::with_capacity(usize::try_from(want).unwrap_or(0));
         while let Some(chunk) = body.chunk().await? {
             if (tail.len() + chunk.len()) as u64 > want {
-                return Err(error::unreachable("the origin sent more than the range asked for"));
+                return Err(error::unreachable(
+                    "the origin sent more than the range asked for",
+                ));
             }
             tail.extend_from_slice(&chunk);
         }
@@ -331,11 +347,10 @@ impl MoovAtEnd {
             });
         }
         let media = |t: &faststart::Tail| self.prefix.len() as u64..t.moov_start;
-        let moved = faststart::tail(&tail, self.mdat_end, self.entity.total)
-            .and_then(|t| {
-                let new = faststart::remux(&tail[t.moov.clone()], media(&t))?;
-                Ok((Bytes::from(new), t.moov))
-            });
+        let moved = faststart::tail(&tail, self.mdat_end, self.entity.total).and_then(|t| {
+            let new = faststart::remux(&tail[t.moov.clone()], media(&t))?;
+            Ok((Bytes::from(new), t.moov))
+        });
         Ok(match moved {
             Ok(m) => Moved {
                 tail,
@@ -352,7 +367,12 @@ impl MoovAtEnd {
 
     /// Request 3, streamed: the stored copy written and hashed, the source
     /// hashed and checked in its original order.
-    async fn stream(&self, upload: &mut Upload, mut media: Body, moved: &Moved) -> Result<Done, JobError> {
+    async fn stream(
+        &self,
+        upload: &mut Upload,
+        mut media: Body,
+        moved: &Moved,
+    ) -> Result<Done, JobError> {
         let mut d = Done::new(self.format);
         d.source(&self.prefix)?;
         d.write(upload, self.prefix.clone()).await?;

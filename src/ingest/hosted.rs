@@ -119,7 +119,10 @@ pub(super) async fn check(ing: &Ingestor, src: &SourceUrl, kind: Option<JobKind>
         None => sniffed_within_limit(&p, &ing.limits)?,
     };
     let (info, faststart_skipped) = if format.is_image() {
-        (image_info(&mut p, format, ing.limits.max_image_pixels).await?, None)
+        (
+            image_info(&mut p, format, ing.limits.max_image_pixels).await?,
+            None,
+        )
     } else {
         video_info(ing, &mut p, format).await?
     };
@@ -256,14 +259,19 @@ async fn video_info(
         let mut probe = VideoProbe::new(format);
         probe.feed(&p.head)?;
         if p.whole() {
-            return Ok((probe.finish()?, None));
+            let info = probe.finish()?;
+            let skip = unmovable(p, &info);
+            return Ok((info, skip));
         }
         let order = MediaInfo {
             moov_first: probe.moov_first(),
             ..MediaInfo::default()
         };
         match probe.partial()? {
-            Partial::Known(info) => return Ok((info, None)),
+            Partial::Known(info) => {
+                let skip = unmovable(p, &info);
+                return Ok((info, skip));
+            }
             Partial::Unknown => return Ok((order, None)),
             Partial::MoovAfter(next) => return moov_at_end(ing, p, format, next, order).await,
             Partial::NeedMore(n) => {
@@ -278,6 +286,16 @@ async fn video_info(
                 }
             }
         }
+    }
+}
+
+/// Why re-hosting could not move the `moov` of a moov-at-end file whose
+/// metadata was read from the first response.
+fn unmovable(p: &Prefix<'_>, info: &MediaInfo) -> Option<Skip> {
+    match info.moov_first {
+        Some(false) if !p.partial => Some(Skip::NoRanges),
+        Some(false) if !p.validator => Some(Skip::NoValidator),
+        _ => None,
     }
 }
 
@@ -300,7 +318,10 @@ async fn moov_at_end(
         Some(_) if !p.validator => Some(Skip::NoValidator),
         Some(_) => None,
     };
-    let Some(total) = p.total.filter(|&t| p.partial && next < t && t - next <= MOOV_LIMIT) else {
+    let Some(total) = p
+        .total
+        .filter(|&t| p.partial && next < t && t - next <= MOOV_LIMIT)
+    else {
         return Ok((order, skip));
     };
     // Free the first response's connection before asking again; the tail

@@ -67,11 +67,17 @@ impl Skip {
     /// Why, for the `moov_first` violation's message.
     pub fn why(self) -> &'static str {
         match self {
-            Skip::NoRanges => "the origin does not serve byte ranges, so rehost cannot move the moov box",
-            Skip::NoValidator => "the origin sends neither ETag nor Last-Modified, so rehost cannot be sure its reads are of one file",
+            Skip::NoRanges => {
+                "the origin does not serve byte ranges, so rehost cannot move the moov box"
+            }
+            Skip::NoValidator => {
+                "the origin sends neither ETag nor Last-Modified, so rehost cannot be sure its reads are of one file"
+            }
             Skip::Fragmented => "the file is fragmented",
             Skip::MdatAfterMoov => "media data follows the moov box",
-            Skip::AbsoluteOffsets => "the file locates data outside its chunk tables (saio or iloc)",
+            Skip::AbsoluteOffsets => {
+                "the file locates data outside its chunk tables (saio or iloc)"
+            }
             Skip::ExternalData => "a track's media data lives in another file",
             Skip::OffsetsOutside => "a chunk offset points outside the media data",
             Skip::TailTooLarge => "its moov box is larger than rehost's limit",
@@ -370,7 +376,12 @@ const ON_THE_WAY: &[&[u8; 4]] = &[b"trak", b"mdia", b"minf", b"stbl"];
 
 /// A box of type `kind` with `payload` rebuilt: chunk offset tables
 /// shifted, the containers on the way to them resized, the rest copied.
-fn rebuild(kind: &[u8; 4], payload: &[u8], shift: u64, media: &Range<u64>) -> Result<Vec<u8>, Skip> {
+fn rebuild(
+    kind: &[u8; 4],
+    payload: &[u8],
+    shift: u64,
+    media: &Range<u64>,
+) -> Result<Vec<u8>, Skip> {
     let mut body = Vec::with_capacity(payload.len() + 64);
     for (child, header, whole) in children(payload)? {
         let inner = &whole[header..];
@@ -406,7 +417,12 @@ fn boxed(kind: &[u8; 4], payload: &[u8]) -> Result<Vec<u8>, Skip> {
 /// An `stco` (`width` 4) or `co64` (8) payload with every offset moved by
 /// `shift`: an `stco` becomes a `co64` when an offset would not fit in 32
 /// bits. Every offset must lie in `media`.
-fn chunk_offsets(payload: &[u8], width: usize, shift: u64, media: &Range<u64>) -> Result<Vec<u8>, Skip> {
+fn chunk_offsets(
+    payload: &[u8],
+    width: usize,
+    shift: u64,
+    media: &Range<u64>,
+) -> Result<Vec<u8>, Skip> {
     let head = payload.get(..8).ok_or(Skip::Unparsable)?;
     let count = u32::from_be_bytes([head[4], head[5], head[6], head[7]]) as usize;
     let table = &payload[8..];

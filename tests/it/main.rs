@@ -6,6 +6,7 @@ mod helpers;
 mod byo;
 mod codes;
 mod dedup;
+mod faststart;
 mod garage;
 mod guard;
 mod hosted;

@@ -67,7 +67,13 @@ fn samples(moov: &[u8]) -> Vec<Vec<(u64, u64)>> {
         let stsz = table(b"stsz").expect("stsz");
         let (fixed, count) = (be(stsz, 4, 4), be(stsz, 8, 4) as usize);
         let sizes: Vec<u64> = (0..count)
-            .map(|i| if fixed != 0 { fixed } else { be(stsz, 12 + 4 * i, 4) })
+            .map(|i| {
+                if fixed != 0 {
+                    fixed
+                } else {
+                    be(stsz, 12 + 4 * i, 4)
+                }
+            })
             .collect();
         let (chunks, width) = match table(b"stco") {
             Some(c) => (c, 4),
@@ -139,7 +145,11 @@ fn real_encoders_files_come_out_moov_first_with_identical_samples() {
         rest.remove(1);
         assert_eq!(rest, kept, "{name}: other boxes in order");
         assert_eq!(out.len(), src.len(), "{name}: same size (no co64)");
-        assert_eq!(sample_bytes(&out), sample_bytes(&src), "{name}: every sample");
+        assert_eq!(
+            sample_bytes(&out),
+            sample_bytes(&src),
+            "{name}: every sample"
+        );
         let (a, b) = (info(&src), info(&out));
         assert_eq!((a.moov_first, b.moov_first), (Some(false), Some(true)));
         assert_eq!(
@@ -177,8 +187,15 @@ fn layouts_that_need_no_move_or_cannot_move() {
     assert_eq!(head(&fixture("clip.mp4")), Head::MoovFirst);
     assert_eq!(head(&[]), Head::NeedMore(16));
     let src = fixture("fs-h264-aac.mp4");
-    assert_eq!(head(&src[..20]), Head::NeedMore(48), "past the 32-byte ftyp");
-    assert!(matches!(head(&src[..48]), Head::MdatFirst { prefix_end: 32, .. }));
+    assert_eq!(
+        head(&src[..20]),
+        Head::NeedMore(48),
+        "past the 32-byte ftyp"
+    );
+    assert!(matches!(
+        head(&src[..48]),
+        Head::MdatFirst { prefix_end: 32, .. }
+    ));
     // An mdat that runs to the end of the file: nothing can follow it.
     let mut open_ended = src[..40].to_vec();
     open_ended.extend_from_slice(&[0, 0, 0, 0]);
@@ -228,7 +245,10 @@ fn offsets_of(moov: &[u8]) -> (bool, Vec<u64>) {
         None => (find(stbl, &[b"co64"]).expect("walk").expect("co64"), 8),
     };
     let n = be(t, 4, 4) as usize;
-    (width == 8, (0..n).map(|i| be(t, 8 + width * i, width)).collect())
+    (
+        width == 8,
+        (0..n).map(|i| be(t, 8 + width * i, width)).collect(),
+    )
 }
 
 #[test]
@@ -241,13 +261,23 @@ fn offsets_near_4_gib_upgrade_stco_to_co64_and_converge() {
     let (wide, got) = offsets_of(&new);
     assert!(wide, "an offset passed 2^32: co64");
     let shift = new.len() as u64;
-    assert_eq!(shift, moov.len() as u64 + 4 * 3, "the table grew by 4 bytes an entry");
+    assert_eq!(
+        shift,
+        moov.len() as u64 + 4 * 3,
+        "the table grew by 4 bytes an entry"
+    );
     let want: Vec<u64> = offsets.iter().map(|o| o + shift).collect();
     assert_eq!(got, want, "shifted by the final moov's own size");
     // Far from 2^32: stays stco, same size.
     let small = synthetic(&[1000, 2000], false, &[]);
     let new = remux(&small, 40..5000).expect("remux");
-    assert_eq!(offsets_of(&new), (false, vec![1000 + new.len() as u64, 2000 + new.len() as u64]));
+    assert_eq!(
+        offsets_of(&new),
+        (
+            false,
+            vec![1000 + new.len() as u64, 2000 + new.len() as u64]
+        )
+    );
     // co64 stays co64.
     let big = synthetic(&[5 << 32], true, &[]);
     let new = remux(&big, 40..(6 << 32)).expect("remux");
@@ -283,7 +313,10 @@ fn hostile_tables_are_refused_never_trusted() {
     // Not a moov at all, or a cut one.
     assert_eq!(remux(b"\0\0\0\x08free", 0..10), Err(Skip::Unparsable));
     let moov = synthetic(&[1000], false, &[]);
-    assert_eq!(remux(&moov[..moov.len() - 1], 40..5000), Err(Skip::Unparsable));
+    assert_eq!(
+        remux(&moov[..moov.len() - 1], 40..5000),
+        Err(Skip::Unparsable)
+    );
 }
 
 #[test]
@@ -309,14 +342,23 @@ fn tails_with_two_moovs_media_after_moov_or_fragments_are_refused() {
     let t = &src[from..];
     let total = src.len() as u64;
     assert!(tail(t, mdat_end, total).is_ok());
-    assert_eq!(tail(&t[..t.len() - 1], mdat_end, total), Err(Skip::Unparsable));
+    assert_eq!(
+        tail(&t[..t.len() - 1], mdat_end, total),
+        Err(Skip::Unparsable)
+    );
     let mut two = t.to_vec();
     two.extend_from_slice(t);
-    assert_eq!(tail(&two, mdat_end, total + t.len() as u64), Err(Skip::Unparsable));
+    assert_eq!(
+        tail(&two, mdat_end, total + t.len() as u64),
+        Err(Skip::Unparsable)
+    );
     let mut media_after = t.to_vec();
     media_after.extend_from_slice(&[0, 0, 0, 8]);
     media_after.extend_from_slice(b"mdat");
-    assert_eq!(tail(&media_after, mdat_end, total + 8), Err(Skip::MdatAfterMoov));
+    assert_eq!(
+        tail(&media_after, mdat_end, total + 8),
+        Err(Skip::MdatAfterMoov)
+    );
     let mut frag = t.to_vec();
     frag.extend_from_slice(&[0, 0, 0, 8]);
     frag.extend_from_slice(b"mfra");
