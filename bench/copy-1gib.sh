@@ -50,7 +50,7 @@ export RCLONE_CONFIG_BENCH_TYPE=s3 RCLONE_CONFIG_BENCH_PROVIDER=Other \
   RCLONE_CONFIG_BENCH_SECRET_ACCESS_KEY=bench-secret RCLONE_CONFIG_BENCH_FORCE_PATH_STYLE=true \
   RCLONE_CONFIG_BENCH_REGION=auto
 export S3_ENDPOINT="http://127.0.0.1:$S3_PORT" S3_BUCKET=media S3_ACCESS_KEY_ID=bench \
-  S3_SECRET_ACCESS_KEY=bench-secret PUBLIC_BASE_URL=http://media.example.net \
+  S3_SECRET_ACCESS_KEY=bench-secret PUBLIC_BASE_URL=http://media.example.net REHOST_PUBLIC_PROBE=off \
   REHOST_ALLOW_PRIVATE_NETWORKS=127.0.0.1/32 RUST_LOG=warn
 
 unset AWS_CA_BUNDLE  # rclone 1.60 cannot combine it with its own transport

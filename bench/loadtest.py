@@ -57,6 +57,7 @@ def env(extra=None):
         "S3_ENDPOINT": f"http://127.0.0.1:{S3_PORT}", "S3_BUCKET": "media",
         "S3_ACCESS_KEY_ID": "bench", "S3_SECRET_ACCESS_KEY": "bench-secret",
         "PUBLIC_BASE_URL": "https://media.example.net", "RUST_LOG": "warn",
+        "REHOST_PUBLIC_PROBE": "off",  # a fake base: nothing serves it
         "REHOST_QUEUE": f"bench-{run}.ingest", "REHOST_EXCHANGE": f"bench-{run}.media",
         "REHOST_RESULTS_EXCHANGE": f"bench-{run}.events", "REHOST_RESULTS_QUEUE": "",
         "REHOST_ALLOW_PRIVATE_NETWORKS": "127.0.0.1/32",

@@ -15,12 +15,14 @@ use crate::fetch::guard::AllowList;
 
 mod describe;
 mod platform;
+mod public;
 mod raw;
 mod reader;
 mod settings;
 mod store;
 pub use describe::redact_url;
 pub use platform::PlatformConfig;
+pub use public::{ProbeMode, PublicConfig};
 pub use raw::{Raw, SECRETS, Source};
 pub use reader::ConfigError;
 use reader::{Reader, err};
@@ -85,6 +87,8 @@ pub struct Config {
     pub fetch: FetchConfig,
     /// Platform profiles, verdicts and normalisation.
     pub platform: PlatformConfig,
+    /// The public-URL probe, deferral and verified prefixes.
+    pub public: PublicConfig,
     /// `/healthz` fails after this long without an active `basic.consume`
     /// while the broker and store answer and a permit is free.
     pub stall: Duration,
@@ -125,6 +129,7 @@ impl Config {
             limits: limits(&r)?,
             fetch: fetch(&r)?,
             platform: platform::parse(&r)?,
+            public: public::parse(&r)?,
             stall: r.secs("REHOST_STALL_SECS", 10, 86_400)?,
             http_addr: http_addr(&r)?,
             log_filter,

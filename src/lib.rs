@@ -45,6 +45,7 @@ pub mod metrics;
 pub mod normalize;
 pub mod pipeline;
 pub mod profiles;
+pub mod public;
 pub mod result;
 pub mod shutdown;
 pub mod store;

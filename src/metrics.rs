@@ -56,6 +56,10 @@ pub struct Metrics {
     pub normalized: Family<Labels, Counter>,
     /// Moov-at-end videos stored as they are, by reason.
     pub faststart_skipped: Family<Labels, Counter>,
+    /// 1 while the last public-URL probe passed (or probing is off).
+    pub public_url_ok: Gauge,
+    /// Jobs deferred because the public URLs were not fetchable.
+    pub jobs_deferred: Counter,
 }
 
 fn seconds() -> Histogram {
@@ -89,6 +93,8 @@ impl Metrics {
             verdicts: Family::default(),
             normalized: Family::default(),
             faststart_skipped: Family::default(),
+            public_url_ok: Gauge::default(),
+            jobs_deferred: Counter::default(),
         };
         m.register_all();
         m
@@ -158,6 +164,11 @@ impl Metrics {
             "Re-hosted moov-at-end videos stored as they are, by reason",
             self.faststart_skipped.clone(),
         );
+        r.register(
+            "jobs_deferred",
+            "Jobs deferred because the public URLs were not fetchable",
+            self.jobs_deferred.clone(),
+        );
     }
 
     /// Bytes and times of fetches and store writes, and job ages.
@@ -222,6 +233,11 @@ impl Metrics {
             "ready",
             "1 when the worker is ready to take jobs (/readyz)",
             self.ready.clone(),
+        );
+        r.register(
+            "public_url_ok",
+            "1 while the last public-URL probe passed (or probing is off)",
+            self.public_url_ok.clone(),
         );
         r.register(
             "consuming",

@@ -86,6 +86,42 @@ impl Pipeline {
         }
     }
 
+    /// The result of try `attempt` of the job in `body` failing with
+    /// `error` without running (a job deferred too long).
+    pub fn refused(
+        &self,
+        body: &[u8],
+        message_id: Option<&str>,
+        attempt: u32,
+        error: error::JobError,
+    ) -> Processed {
+        let (ids, accounts) = match job::parse(body, message_id) {
+            Parsed::NotAJob { reason } => return Processed::NotAJob { reason },
+            Parsed::Invalid { ids, accounts, .. } => (ids, accounts),
+            Parsed::Job(job) => (job.ids, job.accounts),
+        };
+        let outcome = Outcome::Failed {
+            error,
+            accounts: self.ingestor.unchecked(&accounts),
+        };
+        let version = &self.ingestor.platform().profiles.version;
+        Processed::Result {
+            result: Box::new(ResultMessage::build(
+                &ids,
+                &outcome,
+                attempt,
+                self.max_attempts,
+                version,
+            )),
+            retry_after: None,
+        }
+    }
+
+    /// Whether the job in `body` re-hosts (a valid job with a BYO account).
+    pub fn rehosts(body: &[u8], message_id: Option<&str>) -> bool {
+        matches!(job::parse(body, message_id), Parsed::Job(j) if j.rehosts())
+    }
+
     async fn run(&self, job: &job::Job) -> Outcome {
         let started = std::time::Instant::now();
         let outcome = guarded(self.ingestor.run(job), self.job_timeout)

@@ -286,6 +286,10 @@ fn pairs(run: &str, s3: SocketAddr, proxy: &Proxy) -> Vec<(&'static str, String)
         ("S3_ACCESS_KEY_ID", KEY.into()),
         ("S3_SECRET_ACCESS_KEY", SECRET.into()),
         ("PUBLIC_BASE_URL", PUBLIC.into()),
+        // A fake base: nothing serves it.
+        ("REHOST_PUBLIC_PROBE", "off".into()),
+        // Every moov-at-end video takes faststart's three requests.
+        ("REHOST_FASTSTART", "always".into()),
         ("RUST_LOG", "warn".into()),
         (
             "SSL_CERT_FILE",

@@ -11,13 +11,27 @@ use crate::trace::{TRACEPARENT, TRACESTATE, TraceContext};
 pub const ATTEMPT: &str = "x-rehost-attempt";
 pub const REASON: &str = "x-rehost-reason";
 pub const PARKED_AT: &str = "x-rehost-parked-at";
+/// When a job was first deferred for an unfetchable public URL (ms since
+/// the Unix epoch); kept across deferrals, dropped when the job moves on.
+pub const DEFERRED_AT: &str = "x-rehost-deferred-at";
 
 /// The try this delivery is (absent or unreadable: 1).
 pub fn attempt(headers: Option<&FieldTable>) -> u32 {
-    let Some(v) = headers.and_then(|h| h.inner().get(ATTEMPT)) else {
-        return 1;
-    };
-    let n: Option<i64> = match v {
+    number(headers, ATTEMPT)
+        .and_then(|n| u32::try_from(n).ok())
+        .filter(|n| *n >= 1)
+        .unwrap_or(1)
+}
+
+/// When the job was first deferred, if it was (ms since the epoch).
+pub fn deferred_at(headers: Option<&FieldTable>) -> Option<i64> {
+    number(headers, DEFERRED_AT)
+}
+
+/// A whole-number header, in any of the integer or text forms clients use.
+fn number(headers: Option<&FieldTable>, key: &str) -> Option<i64> {
+    let v = headers.and_then(|h| h.inner().get(key))?;
+    match v {
         AMQPValue::ShortShortInt(n) => Some(i64::from(*n)),
         AMQPValue::ShortShortUInt(n) => Some(i64::from(*n)),
         AMQPValue::ShortInt(n) => Some(i64::from(*n)),
@@ -30,10 +44,7 @@ pub fn attempt(headers: Option<&FieldTable>) -> u32 {
             .and_then(|s| s.trim().parse().ok()),
         AMQPValue::ShortString(s) => s.as_str().trim().parse().ok(),
         _ => None,
-    };
-    n.and_then(|n| u32::try_from(n).ok())
-        .filter(|n| *n >= 1)
-        .unwrap_or(1)
+    }
 }
 
 /// A string header value, if present.
@@ -91,12 +102,12 @@ const DEATH_HISTORY: &[&str] = &[
     "x-last-death-reason",
 ];
 
-/// `headers` without the broker's dead-letter history, with the attempt
-/// counter set.
+/// `headers` without the broker's dead-letter history and any deferral
+/// time (the job moves on), with the attempt counter set.
 pub fn with_attempt(headers: Option<&FieldTable>, attempt: u32) -> FieldTable {
     let mut t = FieldTable::default();
     for (k, v) in headers.map(FieldTable::inner).into_iter().flatten() {
-        if !DEATH_HISTORY.contains(&k.as_str()) {
+        if !DEATH_HISTORY.contains(&k.as_str()) && k.as_str() != DEFERRED_AT {
             t.insert(k.clone(), v.clone());
         }
     }
@@ -107,13 +118,25 @@ pub fn with_attempt(headers: Option<&FieldTable>, attempt: u32) -> FieldTable {
     t
 }
 
+/// `headers` of a deferred job: the attempt unchanged, the first
+/// deferral's time kept (or `now_ms` on the first), no death history.
+pub fn deferred(headers: Option<&FieldTable>, now_ms: i64) -> FieldTable {
+    let first = deferred_at(headers).unwrap_or(now_ms);
+    let mut t = with_attempt(headers, attempt(headers));
+    t.insert(
+        ShortString::from(DEFERRED_AT),
+        AMQPValue::LongLongInt(first),
+    );
+    t
+}
+
 /// `headers` without rehost's own keys and the broker's death history
 /// (a replayed message starts over).
 pub fn reset(headers: Option<&FieldTable>) -> FieldTable {
     let mut t = FieldTable::default();
     if let Some(h) = headers {
         for (k, v) in h.inner() {
-            if ![ATTEMPT, REASON, PARKED_AT].contains(&k.as_str())
+            if ![ATTEMPT, REASON, PARKED_AT, DEFERRED_AT].contains(&k.as_str())
                 && !DEATH_HISTORY.contains(&k.as_str())
             {
                 t.insert(k.clone(), v.clone());

@@ -161,6 +161,25 @@ impl Publisher {
         self.publish("", queue, true, body, props).await
     }
 
+    /// Defers a job (its public URL is not fetchable): a copy to `queue`
+    /// (the longest retry queue) with the attempt unchanged and the first
+    /// deferral's time.
+    ///
+    /// # Errors
+    /// See [`PublishError`]; a missing queue is [`PublishError::Returned`].
+    pub async fn defer(
+        &self,
+        queue: &str,
+        body: &[u8],
+        props: &BasicProperties,
+        trace: &TraceContext,
+    ) -> Result<(), PublishError> {
+        let now = chrono::Utc::now().timestamp_millis();
+        let headers = trace.apply(headers::deferred(props.headers().as_ref(), now));
+        let props = headers::moved(props).with_headers(headers);
+        self.publish("", queue, true, body, props).await
+    }
+
     /// Parks a message in the dead-letter queue with its original bytes and
     /// properties (but no expiration), plus the reason and time.
     ///

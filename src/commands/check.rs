@@ -55,6 +55,12 @@ pub async fn run(config: &Config, urls: &[String], opts: CheckOptions) -> u8 {
             return EXIT_USAGE;
         }
     };
+    // A configured store is only probed (its public URLs, on stderr).
+    if let Some(cfg) = &config.store
+        && let Ok(store) = crate::store::Store::open(cfg, config).await
+    {
+        crate::public::report(&store, config.public.probe).await;
+    }
     // A check stores nothing: no store is opened.
     let mut config = config.clone();
     config.store = None;

@@ -62,7 +62,10 @@ pub async fn run(config: &Config) -> u8 {
         ),
         Some(cfg) => match Store::open(cfg, config).await {
             Ok(store) => match tokio::time::timeout(Duration::from_secs(20), store.check()).await {
-                Ok(Ok(())) => println!("store: ok ({store:?})"),
+                Ok(Ok(())) => {
+                    println!("store: ok ({store:?})");
+                    ok &= public_urls(config, &store).await;
+                }
                 Ok(Err(e)) => {
                     ok = false;
                     println!("store: FAIL: {e}");
@@ -79,4 +82,37 @@ pub async fn run(config: &Config) -> u8 {
         },
     }
     u8::from(!ok)
+}
+
+/// The public URLs: the start-up checks, then one probe (unless off).
+async fn public_urls(config: &Config, store: &Store) -> bool {
+    if let Err(e) = crate::public::startup_check(config).await {
+        println!("public URLs: FAIL: {e}");
+        return false;
+    }
+    if config.public.probe == crate::config::ProbeMode::Off {
+        println!("public URLs: not probed (REHOST_PUBLIC_PROBE=off)");
+        return true;
+    }
+    let http = match crate::public::probe::client() {
+        Ok(c) => c,
+        Err(e) => {
+            println!("public URLs: FAIL: no probe client: {e}");
+            return false;
+        }
+    };
+    let p = crate::public::probe::probe(store, &http).await;
+    for w in &p.warnings {
+        println!("public URLs: warning: {w}");
+    }
+    match p.result {
+        Ok(()) => {
+            println!("public URLs: ok ({} fetched anonymously)", p.url);
+            true
+        }
+        Err(why) => {
+            println!("public URLs: FAIL: {}: {why}", store.public_base());
+            false
+        }
+    }
 }

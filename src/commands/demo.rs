@@ -82,6 +82,9 @@ pub async fn run(config: &Config, media: Option<&Path>, jobs: Option<&Path>) -> 
         origin.url(""),
         app.config.store
     );
+    if let Some(store) = &app.store {
+        crate::public::report(store, config.public.probe).await;
+    }
     let mut unexpected = 0;
     for (name, built_in) in DEMO_JOBS {
         let text = match job_text(jobs, name, built_in) {

@@ -23,6 +23,9 @@ pub async fn run(config: &Config, file: &str, attempt: u32) -> u8 {
         Ok(app) => app,
         Err(status) => return status,
     };
+    if let Some(store) = &app.store {
+        crate::public::report(store, config.public.probe).await;
+    }
     match app.pipeline.process(&body, None, attempt.max(1)).await {
         Processed::NotAJob { reason } => {
             eprintln!("rehost: {file} is not a job: {reason}");

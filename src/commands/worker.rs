@@ -14,6 +14,10 @@ pub async fn run(config: &Config, shutdown: impl Future<Output = ()>) -> u8 {
         eprintln!("rehost: {e}");
         return EXIT_USAGE;
     }
+    if let Err(e) = crate::public::startup_check(config).await {
+        eprintln!("rehost: {e}");
+        return EXIT_USAGE;
+    }
     let app = match super::build(config).await {
         Ok(app) => app,
         Err(status) => return status,

@@ -227,6 +227,30 @@ pub const SETTINGS: &[Setting] = &[
         "move the moov box of re-hosted moov-at-end MP4/MOV before the media data, losslessly: needed (when that makes a BYO account ok), always or never (REHOST_NORMALIZE=false: never)",
     ),
     s(
+        "REHOST_PUBLIC_PROBE",
+        "public-probe",
+        "enforce",
+        "the public-URL probe: enforce (defer re-hosted jobs while it fails), warn (report only) or off",
+    ),
+    s(
+        "REHOST_PUBLIC_PROBE_SECS",
+        "public-probe-secs",
+        "300",
+        "interval of the probe while it passes (while it fails: 5 s doubling to 60 s)",
+    ),
+    s(
+        "REHOST_DEFER_MAX_SECS",
+        "defer-max-secs",
+        "86400",
+        "how long a job may be deferred for an unfetchable public URL before it fails (storage_unavailable)",
+    ),
+    s(
+        "REHOST_VERIFIED_URL_PREFIXES",
+        "verified-url-prefixes",
+        "",
+        "comma list of https://host/path/ prefixes or bare domains verified for the publishing app; the public URLs must lie under one",
+    ),
+    s(
         "REHOST_STALL_SECS",
         "stall-secs",
         "300",

@@ -50,6 +50,21 @@ impl fmt::Debug for StoreConfig {
     }
 }
 
+impl StoreConfig {
+    /// `PUBLIC_BASE_URL` (or the directory store's `file://` default).
+    pub fn public_base(&self) -> &str {
+        match self {
+            StoreConfig::Dir { public_base, .. } => public_base,
+            StoreConfig::S3(s3) => &s3.public_base,
+        }
+    }
+
+    /// Whether this is the directory store.
+    pub fn is_dir(&self) -> bool {
+        matches!(self, StoreConfig::Dir { .. })
+    }
+}
+
 /// Which store the settings select, if any.
 pub(super) fn parse(r: &Reader<'_>) -> Result<Option<StoreConfig>, ConfigError> {
     let public_base = r

@@ -187,8 +187,13 @@ pub(super) async fn ingest(
                 mdat_end,
             },
             Ok(e),
-        ) if e.total - mdat_end <= MOOV_LIMIT => Ok((prefix_end, mdat_end, e)),
-        (Head::MdatFirst { .. }, Ok(_)) => Err(Some(Skip::TailTooLarge)),
+        ) => match e.total.checked_sub(mdat_end) {
+            Some(tail) if tail <= MOOV_LIMIT => Ok((prefix_end, mdat_end, e)),
+            Some(_) => Err(Some(Skip::TailTooLarge)),
+            // The mdat runs past the end: a truncated file, which the
+            // single pass reports as such.
+            None => Err(None),
+        },
         (Head::MdatFirst { .. }, Err(skip)) | (Head::Unmovable(skip), _) => Err(Some(skip)),
         _ => Err(None),
     };

@@ -142,6 +142,10 @@ fn job_body(id: &str, hosted: bool, media: serde_json::Value) -> Vec<u8> {
 /// Start-up failures (origin, broker, spawned workers).
 pub async fn run(config: &Config, opts: &Options) -> anyhow::Result<bool> {
     let origin = start_origin(opts).await?;
+    if let Some(cfg) = &config.store {
+        let store = crate::store::Store::open(cfg, config).await?;
+        crate::public::report(&store, config.public.probe).await;
+    }
     let names = Names::from_config(config);
     let conn = broker::connect(&config.broker.amqp_url).await?;
     topology::ensure(&conn, &names).await?;

@@ -104,8 +104,32 @@ impl DirStore {
         Ok(())
     }
 
+    pub(super) fn public_base(&self) -> &str {
+        &self.public_base
+    }
+
+    pub(super) async fn put_probe(&self, id: &str, bytes: Bytes) -> Result<String, StoreError> {
+        let key = self.keys.probe(id);
+        let path = self.root.join(&key);
+        if let Some(dir) = path.parent() {
+            tokio::fs::create_dir_all(dir).await?;
+        }
+        tokio::fs::write(&path, &bytes)
+            .await
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        Ok(key)
+    }
+
+    pub(super) async fn delete_probe(&self, key: &str) -> Result<(), StoreError> {
+        match tokio::fs::remove_file(self.root.join(key)).await {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),
+            _ => Ok(()),
+        }
+    }
+
     pub(super) async fn sweep(&self, age: Duration) -> Result<Swept, StoreError> {
         let mut swept = Swept::default();
+        swept.temp_objects += self.sweep_probes(age).await?;
         let mut entries = tokio::fs::read_dir(&self.tmp).await?;
         let cutoff = SystemTime::now() - age;
         while let Some(entry) = entries.next_entry().await? {
@@ -120,6 +144,30 @@ impl DirStore {
             }
         }
         Ok(swept)
+    }
+}
+
+impl DirStore {
+    /// Probe objects a killed worker left, older than `age`.
+    async fn sweep_probes(&self, age: Duration) -> Result<usize, StoreError> {
+        let dir = self.root.join(self.keys.probe_prefix());
+        let Ok(mut entries) = tokio::fs::read_dir(&dir).await else {
+            return Ok(0);
+        };
+        let cutoff = SystemTime::now() - age;
+        let mut n = 0;
+        while let Some(entry) = entries.next_entry().await? {
+            let old = entry
+                .metadata()
+                .await
+                .and_then(|m| m.modified())
+                .is_ok_and(|t| t < cutoff);
+            if old {
+                tokio::fs::remove_file(entry.path()).await?;
+                n += 1;
+            }
+        }
+        Ok(n)
     }
 }
 

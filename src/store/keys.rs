@@ -15,6 +15,9 @@ pub const INDEX_DIR: &str = ".rehost/index/";
 pub const PENDING_DIR: &str = ".rehost/pending/";
 /// Below the prefix: staging objects of earlier versions (swept, never written).
 pub const STAGING_DIR: &str = ".rehost/staging/";
+/// Below the prefix: the public-URL probe's objects (one at a time, deleted
+/// after each probe; old ones swept).
+pub const PROBE_DIR: &str = ".rehost/probe/";
 
 impl Keys {
     pub fn new(prefix: &str) -> Self {
@@ -59,6 +62,16 @@ impl Keys {
         key.strip_prefix(&self.prefix)
             .and_then(|rest| rest.split_once('/'))
             .is_some_and(|(_, rest)| rest.starts_with("v/"))
+    }
+
+    /// The prefix of the public-URL probe's objects.
+    pub fn probe_prefix(&self) -> String {
+        format!("{}{PROBE_DIR}", self.prefix)
+    }
+
+    /// `{prefix}.rehost/probe/{id}.png`: one probe's object.
+    pub fn probe(&self, id: &str) -> String {
+        format!("{}{id}.png", self.probe_prefix())
     }
 
     /// The prefix of staging objects of earlier versions.

@@ -151,6 +151,38 @@ impl Store {
         }
     }
 
+    /// The base of the store's public URLs (`PUBLIC_BASE_URL`).
+    pub fn public_base(&self) -> &str {
+        match self {
+            Store::Dir(s) => s.public_base(),
+            Store::S3(s) => s.public_base(),
+        }
+    }
+
+    /// Writes the public-URL probe's object `bytes` (`image/png`, not to be
+    /// cached) under a fresh key below `.rehost/probe/`; returns the key.
+    ///
+    /// # Errors
+    /// Storage failures.
+    pub async fn put_probe(&self, bytes: Bytes) -> Result<String, StoreError> {
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        match self {
+            Store::Dir(s) => s.put_probe(&id, bytes).await,
+            Store::S3(s) => s.put_probe(&id, bytes).await,
+        }
+    }
+
+    /// Deletes a probe's object.
+    ///
+    /// # Errors
+    /// Storage failures.
+    pub async fn delete_probe(&self, key: &str) -> Result<(), StoreError> {
+        match self {
+            Store::Dir(s) => s.delete_probe(key).await,
+            Store::S3(s) => s.delete_probe(key).await,
+        }
+    }
+
     /// Removes temporary objects and unfinished uploads older than `age`
     /// (so uploads of other live workers are left alone).
     ///

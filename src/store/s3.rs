@@ -245,6 +245,31 @@ impl S3Store {
         }
     }
 
+    pub(super) fn public_base(&self) -> &str {
+        &self.inner.public_base
+    }
+
+    /// The public-URL probe's object: `image/png`, never cached.
+    pub(super) async fn put_probe(&self, id: &str, bytes: Bytes) -> Result<String, StoreError> {
+        let key = self.keys().probe(id);
+        self.client()
+            .put_object()
+            .bucket(self.bucket())
+            .key(&key)
+            .content_type("image/png")
+            .cache_control("no-store")
+            .content_length(bytes.len() as i64)
+            .body(ByteStream::from(bytes))
+            .send()
+            .await
+            .map_err(|e| fail(&format!("PUT {key}"), e))?;
+        Ok(key)
+    }
+
+    pub(super) async fn delete_probe(&self, key: &str) -> Result<(), StoreError> {
+        self.delete(key).await
+    }
+
     /// Writes a new object under a key no one else writes (a video's).
     pub(super) async fn put_unique(
         &self,

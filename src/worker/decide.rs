@@ -32,6 +32,9 @@ pub(super) enum Step {
     Retry { queue: String, next_attempt: u32 },
     /// The body, to the parking lot.
     Park { reason: String },
+    /// The job, to the longest retry queue with its attempt unchanged and
+    /// no event: its public URL is not fetchable yet (contract v4).
+    Defer { queue: String },
 }
 
 /// What the job message asked of its result.
@@ -81,6 +84,56 @@ pub(super) fn steps(
         });
     }
     steps
+}
+
+/// What a delivery of a job that would be re-hosted does while the public
+/// URL probe fails (under `REHOST_PUBLIC_PROBE=enforce`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum PublicGate {
+    Run,
+    /// Deferred: a copy to the longest retry queue, then ack.
+    Defer,
+    /// Deferred longer than `REHOST_DEFER_MAX_SECS`: fail the try with
+    /// `storage_unavailable` (retryable).
+    Expired,
+}
+
+/// Only jobs that re-host wait for the public URL, and only while the last
+/// probe failed; one deferred longer than `max` since its first deferral
+/// fails instead.
+pub(super) fn public_gate(
+    unfetchable: bool,
+    rehosts: bool,
+    deferred_for: Option<Duration>,
+    max: Duration,
+) -> PublicGate {
+    match deferred_for {
+        _ if !unfetchable || !rehosts => PublicGate::Run,
+        Some(d) if d > max => PublicGate::Expired,
+        _ => PublicGate::Defer,
+    }
+}
+
+/// A try that finished `ready` with re-hosted URLs while the public URL is
+/// not fetchable is deferred instead of published (its objects stay; the
+/// next try finds them stored).
+pub(super) fn defer_finished(unfetchable: bool, processed: &Processed) -> bool {
+    unfetchable
+        && matches!(processed, Processed::Result { result, .. }
+            if result.status == Status::Ready && result.rehosted == Some(true))
+}
+
+/// The steps of a deferral: the job to the longest retry queue; parked if
+/// no retry queue is configured (the settings always name one).
+pub(super) fn deferral(names: &Names) -> Vec<Step> {
+    match names.retries.iter().max_by_key(|(d, _)| *d) {
+        Some((_, queue)) => vec![Step::Defer {
+            queue: queue.clone(),
+        }],
+        None => vec![Step::Park {
+            reason: "a deferral was due but no retry queue is configured".into(),
+        }],
+    }
 }
 
 /// Whether a try failed on the store (and so may be held and re-run).

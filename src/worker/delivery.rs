@@ -5,6 +5,7 @@
 //! [`crate::bounds::Budgets`]; this module carries it out.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use lapin::message::Delivery;
 use lapin::options::BasicAckOptions;
@@ -12,14 +13,15 @@ use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::Instant;
 
 use super::Ctx;
-use super::decide::{self, AfterTry, Asked};
+use super::decide::{self, AfterTry, Asked, PublicGate};
 use super::intake::Arrival;
 use super::publish;
 use super::session::Session;
 use crate::bounds::AtTake;
 use crate::broker::headers;
+use crate::error;
 use crate::metrics::METRICS;
-use crate::pipeline::Processed;
+use crate::pipeline::{Pipeline, Processed};
 use crate::trace::TraceContext;
 
 pub(super) async fn handle(
@@ -55,17 +57,27 @@ async fn process(ctx: &Ctx, session: &Session, delivery: &Delivery, arrived: Ins
     let headers = props.headers().as_ref();
     let attempt = headers::attempt(headers);
     let trace = headers::trace_context(headers);
-    let processed = run(ctx, delivery, attempt, arrived, &trace).await;
-    log_disposal(&processed);
-    let asked = Asked {
-        reply_to: props
-            .reply_to()
-            .as_ref()
-            .map(|q| q.as_str())
-            .filter(|q| !q.is_empty()),
-        correlation_id: props.correlation_id().as_ref().map(|c| c.as_str()),
+    let message_id = props.message_id().as_ref().map(|m| m.as_str());
+    let processed = match public_gate(ctx, delivery, message_id) {
+        PublicGate::Defer => None,
+        PublicGate::Expired => Some(expired(ctx, delivery, message_id, attempt)),
+        PublicGate::Run => Some(run(ctx, delivery, attempt, arrived, &trace).await),
     };
-    let steps = decide::steps(processed, asked, &ctx.names, attempt);
+    let steps = match processed {
+        Some(p) if !decide::defer_finished(ctx.health.public_unfetchable(), &p) => {
+            log_disposal(&p);
+            let asked = Asked {
+                reply_to: props
+                    .reply_to()
+                    .as_ref()
+                    .map(|q| q.as_str())
+                    .filter(|q| !q.is_empty()),
+                correlation_id: props.correlation_id().as_ref().map(|c| c.as_str()),
+            };
+            decide::steps(p, asked, &ctx.names, attempt)
+        }
+        _ => decide::deferral(&ctx.names),
+    };
     let job = publish::Job {
         delivery,
         trace: &trace,
@@ -82,6 +94,38 @@ async fn process(ctx: &Ctx, session: &Session, delivery: &Delivery, arrived: Ins
             );
         }
     }
+}
+
+/// Whether the job runs, waits for the public URL, or waited too long
+/// (the job is parsed only while the public URL is failing).
+fn public_gate(ctx: &Ctx, delivery: &Delivery, message_id: Option<&str>) -> PublicGate {
+    let unfetchable = ctx.health.public_unfetchable();
+    let rehosts = unfetchable && Pipeline::rehosts(&delivery.data, message_id);
+    let headers = delivery.properties.headers().as_ref();
+    let deferred_for = headers::deferred_at(headers).map(|at| {
+        let now = chrono::Utc::now().timestamp_millis();
+        Duration::from_millis(u64::try_from(now.saturating_sub(at)).unwrap_or(0))
+    });
+    decide::public_gate(
+        unfetchable,
+        rehosts,
+        deferred_for,
+        ctx.config.public.defer_max,
+    )
+}
+
+/// A job deferred longer than `REHOST_DEFER_MAX_SECS`: its try fails with
+/// `storage_unavailable` (retryable), naming the public URL. Not a store
+/// outage, so it is not held for the store.
+fn expired(ctx: &Ctx, delivery: &Delivery, message_id: Option<&str>, attempt: u32) -> Processed {
+    let base = ctx.config.store.as_ref().map_or("", |s| s.public_base());
+    let error = error::storage_unavailable(format!(
+        "the public URLs under {base} have not been fetchable for over {} s of deferral (see /readyz and rehost_public_url_ok): fix PUBLIC_BASE_URL or the bucket's public access",
+        ctx.config.public.defer_max.as_secs()
+    ));
+    tracing::warn!(%base, "job deferred too long for its public URL; its try fails");
+    ctx.pipeline
+        .refused(&delivery.data, message_id, attempt, error)
 }
 
 fn log_disposal(processed: &Processed) {

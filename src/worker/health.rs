@@ -43,6 +43,22 @@ pub struct Health {
     not_consuming_since: Mutex<Option<Instant>>,
     /// Last sign of life of the intake loop.
     beat: Mutex<Instant>,
+    /// The public URLs, as the last probe found them.
+    public: Mutex<Public>,
+}
+
+/// What the last public-URL probe found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Public {
+    /// Not probed yet (under `enforce`: not ready, nothing deferred yet).
+    Unprobed,
+    /// Fetchable, or probing is off.
+    Fetchable,
+    /// The last probe failed: why. Under `enforce`, re-hosted jobs are
+    /// deferred and `/readyz` is 503.
+    Unfetchable(String),
+    /// The last probe failed, reported only (`warn`).
+    Warned(String),
 }
 
 /// Held by a delivery while its publish is failing; intake stays closed
@@ -91,7 +107,22 @@ impl Health {
             in_flight: AtomicUsize::new(0),
             not_consuming_since: Mutex::new(Some(Instant::now())),
             beat: Mutex::new(Instant::now()),
+            public: Mutex::new(Public::Unprobed),
         }
+    }
+
+    /// Records the last probe's finding.
+    pub fn set_public(&self, p: Public) {
+        crate::metrics::METRICS
+            .public_url_ok
+            .set(i64::from(matches!(p, Public::Fetchable)));
+        *lock(&self.public) = p;
+    }
+
+    /// Whether re-hosted jobs must wait: the last probe failed under
+    /// `enforce`.
+    pub fn public_unfetchable(&self) -> bool {
+        matches!(*lock(&self.public), Public::Unfetchable(_))
     }
 
     /// The intake loop is alive.
@@ -227,6 +258,15 @@ impl Health {
         let holds = *self.publish_holds.borrow();
         if holds > 0 {
             return Err(format!("results cannot be published ({holds} jobs held)"));
+        }
+        match &*lock(&self.public) {
+            Public::Unprobed => return Err("public URLs not probed yet".into()),
+            Public::Unfetchable(why) => {
+                return Err(format!(
+                    "public URLs are not fetchable ({why}); re-hosted jobs are deferred"
+                ));
+            }
+            Public::Fetchable | Public::Warned(_) => {}
         }
         if !self.consuming() {
             return Err("not consuming yet".into());

@@ -16,6 +16,7 @@ mod delivery;
 mod endpoints;
 pub mod health;
 mod intake;
+mod public;
 mod publish;
 mod session;
 
@@ -92,6 +93,11 @@ pub async fn run(
         health.clone(),
         config.job_timeout,
     ));
+    let probing = tokio::spawn(public::watch(
+        store.clone(),
+        health.clone(),
+        config.public.clone(),
+    ));
     let ctx = Arc::new(Ctx {
         budgets,
         names: Names::from_config(&config),
@@ -120,6 +126,7 @@ pub async fn run(
         session.close().await;
     }
     prober.abort();
+    probing.abort();
     http_task.abort();
     tracing::info!("stopped");
     Ok(())

@@ -43,6 +43,7 @@ impl Step {
                 next_attempt,
             } => p.retry(queue, body, props, *next_attempt, t).await,
             Step::Park { reason } => p.park(&ctx.names, body, props, reason, t).await,
+            Step::Defer { queue } => p.defer(queue, body, props, t).await,
         }
     }
 
@@ -70,6 +71,10 @@ impl Step {
                     .parked
                     .get_or_create(&labels(&[("reason", "not_a_job")]))
                     .inc();
+            }
+            Step::Defer { queue } => {
+                tracing::info!(%queue, "public URLs not fetchable: job deferred");
+                METRICS.jobs_deferred.inc();
             }
             Step::Reply { .. } => {}
         }

@@ -84,6 +84,8 @@ impl Bench {
             ("REHOST_HTTP_ADDR", "127.0.0.1:0".into()),
             ("REHOST_STORE_DIR", store_dir.path().display().to_string()),
             ("PUBLIC_BASE_URL", "https://media.example.net".into()),
+            // A fake base: nothing serves it (tests/worker/public.rs serves one).
+            ("REHOST_PUBLIC_PROBE", "off".into()),
             ("REHOST_ALLOW_PRIVATE_NETWORKS", "127.0.0.1/32".into()),
             ("REHOST_SHUTDOWN_GRACE_SECS", "20".into()),
         ];

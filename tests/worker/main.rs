@@ -3,9 +3,13 @@
 //! missing; elsewhere they print that they were skipped.
 
 mod helpers;
+#[allow(dead_code)]
+#[path = "../it/s3_server.rs"]
+mod s3_server;
 
 mod flow;
 mod outages;
 mod parking;
 mod process;
+mod public;
 mod recovery;

@@ -21,9 +21,12 @@ impl S3Store {
         let cutoff = SystemTime::now() - age;
         let markers = self.sweep_markers(cutoff).await?;
         let staging = self.sweep_staging(cutoff).await?;
+        let probes = self
+            .sweep_prefix(&self.keys().probe_prefix(), cutoff)
+            .await?;
         let uploads = self.sweep_uploads(cutoff).await?;
         Ok(Swept {
-            temp_objects: markers + staging,
+            temp_objects: markers + staging + probes,
             uploads,
         })
     }
@@ -88,11 +91,17 @@ impl S3Store {
 
     /// Staging objects of earlier versions (which copied videos into place).
     async fn sweep_staging(&self, cutoff: SystemTime) -> Result<usize, StoreError> {
-        let staged = self.old_keys(&self.keys().staging_prefix(), cutoff).await?;
-        for key in &staged {
+        self.sweep_prefix(&self.keys().staging_prefix(), cutoff)
+            .await
+    }
+
+    /// Deletes every object under `prefix` older than `cutoff`.
+    async fn sweep_prefix(&self, prefix: &str, cutoff: SystemTime) -> Result<usize, StoreError> {
+        let old = self.old_keys(prefix, cutoff).await?;
+        for key in &old {
             self.delete(key).await?;
         }
-        Ok(staged.len())
+        Ok(old.len())
     }
 
     /// Unfinished multipart uploads of videos (and of staging objects).

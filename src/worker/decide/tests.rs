@@ -63,6 +63,7 @@ fn shape(steps: &[Step]) -> Vec<String> {
                 next_attempt,
             } => format!("retry {queue} {next_attempt}"),
             Step::Park { reason } => format!("park {reason}"),
+            Step::Defer { queue } => format!("defer {queue}"),
         })
         .collect()
 }
@@ -252,4 +253,75 @@ fn publish_backoff_doubles_to_its_cap() {
             200, 400, 800, 1600, 3200, 6400, 10_000, 10_000, 10_000, 10_000
         ]
     );
+}
+
+#[test]
+fn only_rehosted_jobs_wait_and_only_while_the_public_url_fails() {
+    let max = Duration::from_secs(3600);
+    let long = Some(Duration::from_secs(3601));
+    let short = Some(Duration::from_secs(60));
+    assert_eq!(public_gate(false, true, None, max), PublicGate::Run);
+    assert_eq!(
+        public_gate(false, true, long, max),
+        PublicGate::Run,
+        "fixed since"
+    );
+    assert_eq!(
+        public_gate(true, false, long, max),
+        PublicGate::Run,
+        "hosted-only jobs run"
+    );
+    assert_eq!(
+        public_gate(true, true, None, max),
+        PublicGate::Defer,
+        "first deferral"
+    );
+    assert_eq!(public_gate(true, true, short, max), PublicGate::Defer);
+    assert_eq!(
+        public_gate(true, true, Some(max), max),
+        PublicGate::Defer,
+        "at the limit"
+    );
+    assert_eq!(public_gate(true, true, long, max), PublicGate::Expired);
+}
+
+#[test]
+fn a_ready_rehosted_result_is_deferred_while_the_public_url_fails() {
+    let rehosted = |r: bool| {
+        let outcome = Outcome::Ready {
+            rehosted: r,
+            media: MediaOut::Video { url: "u".into() },
+            assets: Vec::new(),
+            accounts: Vec::new(),
+        };
+        result(&outcome, 1, None)
+    };
+    assert!(defer_finished(true, &rehosted(true)));
+    assert!(
+        !defer_finished(false, &rehosted(true)),
+        "fetchable: publish"
+    );
+    assert!(
+        !defer_finished(true, &rehosted(false)),
+        "hosted URLs are not ours"
+    );
+    assert!(
+        !defer_finished(true, &failed(error::unreachable("x"), 1)),
+        "failures are published"
+    );
+    assert!(!defer_finished(
+        true,
+        &Processed::NotAJob { reason: "x".into() }
+    ));
+}
+
+#[test]
+fn deferral_goes_to_the_longest_retry_queue() {
+    assert_eq!(
+        shape(&deferral(&names())),
+        ["defer media.ingest.retry-q.10m"]
+    );
+    let mut n = names();
+    n.retries.clear();
+    assert!(shape(&deferral(&n))[0].starts_with("park "), "never lost");
 }

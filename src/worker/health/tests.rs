@@ -4,6 +4,7 @@ fn healthy() -> Health {
     let h = Health::new(2, Duration::from_secs(300));
     h.set_broker(true);
     h.set_store(true);
+    h.set_public(Public::Fetchable);
     h.set_consuming(true);
     h
 }
@@ -69,9 +70,23 @@ fn readiness_names_what_is_wrong() {
     assert_eq!(h.ready(), Err("object storage not checked yet".into()));
     assert!(!h.open(), "no intake before the store answered");
     h.set_store(true);
+    assert_eq!(h.ready(), Err("public URLs not probed yet".into()));
+    h.set_public(Public::Fetchable);
     assert_eq!(h.ready(), Err("not consuming yet".into()));
     h.set_consuming(true);
     assert_eq!(h.ready(), Ok(()));
+    h.set_public(Public::Unfetchable("it answers 403".into()));
+    assert!(
+        h.ready()
+            .is_err_and(|e| e.contains("403") && e.contains("deferred"))
+    );
+    assert!(h.public_unfetchable());
+    assert!(h.open(), "intake stays open: hosted jobs still run");
+    assert!(h.alive().is_ok(), "a restart does not fix a DNS record");
+    h.set_public(Public::Warned("it answers 403".into()));
+    assert_eq!(h.ready(), Ok(()), "warn only reports");
+    assert!(!h.public_unfetchable());
+    h.set_public(Public::Fetchable);
     h.set_store(false);
     assert!(h.ready().is_err_and(|e| e.contains("storage")));
     h.set_store(true);
