@@ -99,7 +99,8 @@ impl Metrics {
         m.register_all();
         // Every reason from the start, so dashboards and alerts see zeros.
         for skip in crate::media::faststart::Skip::ALL {
-            m.faststart_skipped
+            let _series = m
+                .faststart_skipped
                 .get_or_create(&labels(&[("reason", skip.as_str())]));
         }
         m
