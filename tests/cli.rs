@@ -201,7 +201,7 @@ fn the_demo_runs_on_the_fixtures() {
     assert_eq!(out.status.code(), Some(0), "{text}\n{}", stderr(&out));
     assert_eq!(
         text.matches(": ready (rehosted: true)").count(),
-        4,
+        5,
         "{text}"
     );
     assert_eq!(
@@ -269,6 +269,7 @@ fn the_demo_runs_from_any_directory() {
         "byo-platform-rejected",
         "byo-video",
         "byo-video-moov-end",
+        "byo-video-faststart",
         "hosted-slideshow",
         "hosted-video",
         "invalid-too-many-images",
@@ -276,6 +277,13 @@ fn the_demo_runs_from_any_directory() {
         assert!(text.contains(&format!("== {job}.json: ")), "{job}: {text}");
     }
     assert!(text.contains("the media built into rehost"), "{text}");
+    let faststart = text
+        .split("== byo-video-faststart.json: ")
+        .nth(1)
+        .and_then(|t| t.split("\n== ").next())
+        .unwrap_or("");
+    assert!(faststart.starts_with("ready"), "{faststart}");
+    assert!(faststart.contains("faststart"), "the step is shown: {faststart}");
     assert!(
         tmp.path().join("rehost-data").is_dir(),
         "copies land in ./rehost-data"

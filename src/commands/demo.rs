@@ -42,6 +42,10 @@ const DEMO_JOBS: &[(&str, &str)] = &[
         include_str!("../../fixtures/jobs/byo-video-moov-end.json"),
     ),
     (
+        "byo-video-faststart.json",
+        include_str!("../../fixtures/jobs/byo-video-faststart.json"),
+    ),
+    (
         "hosted-slideshow.json",
         include_str!("../../fixtures/jobs/hosted-slideshow.json"),
     ),

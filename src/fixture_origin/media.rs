@@ -47,6 +47,10 @@ const EMBEDDED: &[(&str, &[u8])] = &[
         include_bytes!("../../fixtures/media/clip-moov-end.mp4"),
     ),
     (
+        "fs-h264-aac.mp4",
+        include_bytes!("../../fixtures/media/fs-h264-aac.mp4"),
+    ),
+    (
         "clip.webm",
         include_bytes!("../../fixtures/media/clip.webm"),
     ),
