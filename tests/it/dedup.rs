@@ -173,3 +173,22 @@ async fn only_a_definite_probe_answer_decides_the_path() {
         "one more probe (two PUTs), then the answer is kept"
     );
 }
+
+/// Regression: a conditional index write that took effect but whose answer
+/// was lost is retried by the SDK and refused with 412; the index then
+/// names our own copy, which the writer deleted as if another had won.
+#[tokio::test]
+async fn a_claim_whose_answer_was_lost_keeps_its_own_copy() {
+    let server = S3Server::start().await;
+    let store = store(&server).await;
+    let bytes = Bytes::from(fixture("clip.mp4"));
+    // Learn first that the store honours the condition.
+    let first = writer(&store, &Bytes::from(fixture("fs-phone.mov"))).await.expect("writer");
+    assert!(first.new);
+    server
+        .gate
+        .lose_next_answer(|m, p| m == "PUT" && p.contains("/.rehost/index/"));
+    let stored = writer(&store, &bytes).await.expect("writer");
+    assert!(stored.new, "ours: {stored:?}");
+    assert_all_exist(&server, &[stored, first], "after a lost answer");
+}

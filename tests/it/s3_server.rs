@@ -41,6 +41,9 @@ pub struct Gate {
     arrived: tokio::sync::Notify,
     /// Answer 400 to any request carrying `If-None-Match`.
     refuse_conditions: std::sync::atomic::AtomicBool,
+    /// Carry out the next request this picks, then answer 500 as if its
+    /// answer were lost (the client retries a request that took effect).
+    lose_answer: Mutex<Option<Filter>>,
 }
 
 /// One held request: what it is, and how to let it through.
@@ -114,6 +117,11 @@ impl Gate {
             .collect()
     }
 
+    /// Carries out the next request `f` picks, then answers 500.
+    pub fn lose_next_answer(&self, f: impl Fn(&str, &str) -> bool + Send + Sync + 'static) {
+        *self.lose_answer.lock().expect("gate") = Some(Box::new(f));
+    }
+
     /// Answer 400 to `If-None-Match` from now on (`true`) or not.
     pub fn refuse_conditions(&self, on: bool) {
         self.refuse_conditions
@@ -147,6 +155,22 @@ impl Gate {
             return Ok(resp);
         }
         let (method, path) = (req.method().to_string(), req.uri().path().to_string());
+        let lose = {
+            let mut f = self.lose_answer.lock().expect("gate");
+            let hit = f.as_ref().is_some_and(|f| f(&method, &path));
+            if hit {
+                *f = None;
+            }
+            hit
+        };
+        if lose {
+            let _ = hyper::service::Service::call(&service, req).await;
+            let mut resp = hyper::Response::new(s3s::Body::from(bytes::Bytes::from_static(
+                b"<Error><Code>InternalError</Code><Message>answer lost</Message></Error>",
+            )));
+            *resp.status_mut() = hyper::StatusCode::INTERNAL_SERVER_ERROR;
+            return Ok(resp);
+        }
         if !self.picks(&method, &path) {
             return hyper::service::Service::call(&service, req).await;
         }

@@ -4,18 +4,21 @@
 //! (`{ws}/v/{id}.{ext}`). When its hash is known, the index object
 //! `.rehost/index/{ws}/{sha}.{ext}` names the content's copy:
 //!
+//! Before any index write, the upload's marker says `claimed`: from then
+//! on its copy may be named by the index, and a copy that may ever have
+//! been named is never deleted, by its writer, the leftover settlement or
+//! the sweep, so every URL anyone reported stays valid.
+//!
 //! - On a store that honours `If-None-Match: *`, the index is written with
 //!   it: the first writer wins for good and its key is the content's one
 //!   URL; a later writer of the same bytes deletes its own copy (which the
-//!   index never named) and reports the winner's.
+//!   index never named) and reports the winner's. A 412 that names our own
+//!   key (the SDK retried a PUT whose first answer was lost) is ours.
 //! - On a store that ignores it, or while that is not known, a writer
 //!   reads the index first and reports the copy it names, deleting its own;
-//!   if there is none, it marks its upload `claimed` and writes the index
-//!   unconditionally, then reports its own copy whatever the index says
-//!   later. A copy that may ever have been named in the index is never
-//!   deleted, by its writer, the leftover settlement or the sweep, so every
-//!   URL a writer reports stays valid; two writers at once may leave two
-//!   copies (allowed by contract v4).
+//!   if there is none, it writes the index unconditionally, then reports
+//!   its own copy whatever the index says later. Two writers at once may
+//!   leave two copies (allowed by contract v4).
 //!   Test: `it::dedup::three_writers_of_one_video_never_leave_a_dangling_url`.
 //!
 //! A marker (`.rehost/pending/{id}`) lives from before the upload starts
@@ -89,6 +92,16 @@ impl Marker {
     }
 }
 
+/// The claim's outcome when the index names `named`: ours if it names
+/// our own copy.
+fn theirs_or_mine(named: String, video: &str) -> Claim {
+    if named == video {
+        Claim::Mine
+    } else {
+        Claim::Theirs(named)
+    }
+}
+
 /// Who holds the content after a claim.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum Claim {
@@ -144,19 +157,26 @@ impl S3Store {
                 .body(ByteStream::from(Bytes::from(video.to_string())))
                 .send()
         };
-        if self.conditional_puts().await == Some(true) {
-            return match put(true).await {
-                Ok(_) => Ok(Claim::Mine),
-                Err(e) if status(&e) == Some(412) => Ok(Claim::Theirs(self.indexed(index).await?)),
-                Err(e) => Err(fail(&format!("PUT {index}"), e)),
-            };
-        }
-        if let Some(named) = self.indexed_opt(index).await? {
-            return Ok(Claim::Theirs(named));
+        let conditional = self.conditional_puts().await == Some(true);
+        let named = match conditional {
+            true => None,
+            false => self.indexed_opt(index).await?,
+        };
+        if let Some(named) = named {
+            return Ok(theirs_or_mine(named, video));
         }
         let mut marker = Marker::complete(video, index);
         marker.claimed = true;
         self.put_marker(id, &marker).await?;
+        if conditional {
+            return match put(true).await {
+                Ok(_) => Ok(Claim::Mine),
+                Err(e) if status(&e) == Some(412) => {
+                    Ok(theirs_or_mine(self.indexed(index).await?, video))
+                }
+                Err(e) => Err(fail(&format!("PUT {index}"), e)),
+            };
+        }
         put(false)
             .await
             .map_err(|e| fail(&format!("PUT {index}"), e))?;
@@ -164,6 +184,8 @@ impl S3Store {
     }
 
     /// The video key an index entry names.
+    ///
+    /// (See [`theirs_or_mine`] for what a claim makes of it.)
     pub(super) async fn indexed(&self, index: &str) -> Result<String, StoreError> {
         self.indexed_opt(index)
             .await?

@@ -29,6 +29,9 @@ pub struct S3Upload {
     total: u64,
     /// A marker was written: what is left after a failure needs settling.
     marked: bool,
+    /// The claim began: the index may name this copy, which is then never
+    /// deleted here (the sweep decides, from the marker).
+    claiming: bool,
 }
 
 struct Multipart {
@@ -39,6 +42,9 @@ struct Multipart {
     done: Vec<CompletedPart>,
     /// Set once completed or aborted; otherwise dropping aborts.
     settled: bool,
+    /// `complete` was sent: a drop from now on may leave a whole object,
+    /// so the marker stays for the sweep to settle.
+    completing: bool,
 }
 
 impl std::fmt::Debug for S3Upload {
@@ -62,6 +68,7 @@ impl S3Upload {
             multipart: None,
             total: 0,
             marked: false,
+            claiming: false,
         }
     }
 
@@ -116,6 +123,7 @@ impl S3Upload {
             in_flight: JoinSet::new(),
             done: Vec::new(),
             settled: false,
+            completing: false,
         });
         Ok(())
     }
@@ -200,6 +208,7 @@ impl S3Upload {
             m.collect_one().await?;
         }
         let done = std::mem::take(&mut m.done);
+        m.completing = true;
         complete(store.client(), store.bucket(), &m.key, &m.upload_id, done).await?;
         m.settled = true;
         let video = m.key.clone();
@@ -213,7 +222,8 @@ impl S3Upload {
     /// Claims the index for `video`; a writer whose claim finds another
     /// copy named deletes its own (which the index never named). Then the
     /// marker goes.
-    async fn settle(&self, video: &str, index: &str) -> Result<Stored, StoreError> {
+    async fn settle(&mut self, video: &str, index: &str) -> Result<Stored, StoreError> {
+        self.claiming = true;
         let store = &self.store;
         let stored = match store.claim(index, video, &self.id).await? {
             Claim::Mine => store.stored(video.to_string(), true),
@@ -253,14 +263,18 @@ impl S3Upload {
     }
 
     /// After a failure: removes this upload's object unless the index may
-    /// name it ([`Marker::may_delete`]), then its marker.
+    /// name it (the claim began, the marker says so or is gone:
+    /// [`Marker::may_delete`]), then its marker. A copy kept this way is
+    /// at worst an unreferenced object, never a dangling URL.
     async fn settle_leftovers(&self) -> Result<(), StoreError> {
         let video = self.video_key();
         let marker = self
             .store
             .read_marker(&self.store.keys().pending(&self.id))
-            .await?
-            .unwrap_or_else(|| Marker::uploading(&video));
+            .await?;
+        let Some(marker) = marker.filter(|_| !self.claiming) else {
+            return self.store.delete_marker(&self.id).await;
+        };
         let indexed = match &marker.index {
             Some(index) => self.store.indexed_opt(index).await?,
             None => None,
@@ -298,13 +312,17 @@ impl Drop for S3Upload {
         m.in_flight.abort_all();
         let store = self.store.clone();
         let (key, upload_id, id) = (m.key.clone(), m.upload_id.clone(), self.id.clone());
+        // Dropped while `complete` was in flight, the object may exist whole:
+        // its marker stays, and the sweep settles it (never claimed: deleted).
+        let unmark = !m.completing;
         if let Ok(handle) = tokio::runtime::Handle::try_current() {
-            // A completed upload is never dropped unsettled here: only the
-            // multipart state needs undoing.
             self.store.inner.cleanups.spawn_on(
                 async move {
                     let aborted = abort(store.client(), store.bucket(), &key, &upload_id).await;
-                    let unmarked = store.delete_marker(&id).await;
+                    let unmarked = match unmark {
+                        true => store.delete_marker(&id).await,
+                        false => Ok(()),
+                    };
                     if let Err(e) = aborted.and(unmarked) {
                         tracing::warn!(%key, error = %e, "could not abort a dropped upload; the sweep will");
                     }
