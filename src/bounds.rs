@@ -137,9 +137,15 @@ pub const IMAGE_BUFFER_BUDGET: u64 = mib(256);
 pub const DECODE_BUDGET: u64 = mib(512);
 /// The largest MP4/MOV `moov` box (or file tail after the media data) any
 /// reader holds: the BYO probe's capture, the hosted tail read and the
-/// faststart tail. Reserved from [`IMAGE_BUFFER_BUDGET`] while held (a tail
-/// twice: it and its `moov`'s copy), so eight jobs holding tails wait for
-/// each other instead of growing memory.
+/// faststart tail. Tails are reserved from [`IMAGE_BUFFER_BUDGET`] before
+/// their request (a hosted tail twice: it and the probe's copy of its
+/// `moov`; a faststart tail three times: also the new `moov`), so eight
+/// jobs holding tails wait for each other instead of growing memory. The
+/// single-pass BYO probe's capture of a `moov` it meets while streaming is
+/// not reserved: the video's request holds a host place then, and waiting
+/// for memory while holding a place could deadlock with images, which
+/// reserve memory first and then wait for places. It is one per video job,
+/// at most this much.
 pub const MOOV_LIMIT: u64 = mib(32);
 /// The WebM head (EBML header, Info, Tracks) read for metadata.
 pub const WEBM_HEAD_CAP: usize = mib(1) as usize;

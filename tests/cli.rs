@@ -283,7 +283,10 @@ fn the_demo_runs_from_any_directory() {
         .and_then(|t| t.split("\n== ").next())
         .unwrap_or("");
     assert!(faststart.starts_with("ready"), "{faststart}");
-    assert!(faststart.contains("faststart"), "the step is shown: {faststart}");
+    assert!(
+        faststart.contains("faststart"),
+        "the step is shown: {faststart}"
+    );
     assert!(
         tmp.path().join("rehost-data").is_dir(),
         "copies land in ./rehost-data"

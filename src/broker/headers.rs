@@ -102,12 +102,13 @@ const DEATH_HISTORY: &[&str] = &[
     "x-last-death-reason",
 ];
 
-/// `headers` without the broker's dead-letter history and any deferral
-/// time (the job moves on), with the attempt counter set.
+/// `headers` without the broker's dead-letter history, with the attempt
+/// counter set (a first deferral's time is kept: "since its first
+/// deferral" survives the retries of a job that failed for it).
 pub fn with_attempt(headers: Option<&FieldTable>, attempt: u32) -> FieldTable {
     let mut t = FieldTable::default();
     for (k, v) in headers.map(FieldTable::inner).into_iter().flatten() {
-        if !DEATH_HISTORY.contains(&k.as_str()) && k.as_str() != DEFERRED_AT {
+        if !DEATH_HISTORY.contains(&k.as_str()) {
             t.insert(k.clone(), v.clone());
         }
     }
@@ -119,9 +120,12 @@ pub fn with_attempt(headers: Option<&FieldTable>, attempt: u32) -> FieldTable {
 }
 
 /// `headers` of a deferred job: the attempt unchanged, the first
-/// deferral's time kept (or `now_ms` on the first), no death history.
+/// deferral's time kept (or `now_ms` on the first, or when the header lies
+/// in the future), no death history.
 pub fn deferred(headers: Option<&FieldTable>, now_ms: i64) -> FieldTable {
-    let first = deferred_at(headers).unwrap_or(now_ms);
+    let first = deferred_at(headers)
+        .filter(|t| *t <= now_ms)
+        .unwrap_or(now_ms);
     let mut t = with_attempt(headers, attempt(headers));
     t.insert(
         ShortString::from(DEFERRED_AT),
@@ -214,6 +218,33 @@ mod tests {
             t.insert(ShortString::from(ATTEMPT), v);
             assert_eq!(attempt(Some(&t)), want);
         }
+    }
+
+    /// Regression (review): a retry move dropped the first deferral's time,
+    /// so a job that failed for a long deferral was deferred anew for
+    /// another full period on each retry.
+    #[test]
+    fn the_first_deferral_survives_moves_and_never_lies_in_the_future() {
+        let now = 1_000_000;
+        let first = deferred(None, now);
+        assert_eq!(deferred_at(Some(&first)), Some(now));
+        assert_eq!(attempt(Some(&first)), 1, "attempt unchanged");
+        let again = deferred(Some(&first), now + 5_000);
+        assert_eq!(deferred_at(Some(&again)), Some(now), "since the first");
+        let moved = with_attempt(Some(&again), 2);
+        assert_eq!(deferred_at(Some(&moved)), Some(now), "a retry keeps it");
+        assert_eq!(attempt(Some(&moved)), 2);
+        let future = deferred(Some(&deferred(None, now + 60_000)), now);
+        assert_eq!(
+            deferred_at(Some(&future)),
+            Some(now),
+            "a future time is now"
+        );
+        assert_eq!(
+            deferred_at(Some(&reset(Some(&moved)))),
+            None,
+            "a replay starts over"
+        );
     }
 
     #[test]

@@ -56,15 +56,22 @@ pub async fn run(config: &Config) -> u8 {
             println!("broker: FAIL ({url}): no answer within 10 s");
         }
     }
+    let base = crate::public::startup_check(config).await;
     match &config.store {
         None => println!(
             "store: none configured (rehost ingest uses ./rehost-data; rehost worker needs REHOST_STORE_DIR or S3_BUCKET)"
         ),
+        // The start-up checks need no store: say what is wrong even while
+        // the store is down.
+        Some(_) if let Err(e) = &base => {
+            println!("public URLs: FAIL: {e}");
+            ok = false;
+        }
         Some(cfg) => match Store::open(cfg, config).await {
             Ok(store) => match tokio::time::timeout(Duration::from_secs(20), store.check()).await {
                 Ok(Ok(())) => {
                     println!("store: ok ({store:?})");
-                    ok &= public_urls(config, &store).await;
+                    ok &= probe_public_urls(config, &store).await;
                 }
                 Ok(Err(e)) => {
                     ok = false;
@@ -84,12 +91,8 @@ pub async fn run(config: &Config) -> u8 {
     u8::from(!ok)
 }
 
-/// The public URLs: the start-up checks, then one probe (unless off).
-async fn public_urls(config: &Config, store: &Store) -> bool {
-    if let Err(e) = crate::public::startup_check(config).await {
-        println!("public URLs: FAIL: {e}");
-        return false;
-    }
+/// One probe of the public URLs (unless off).
+async fn probe_public_urls(config: &Config, store: &Store) -> bool {
     if config.public.probe == crate::config::ProbeMode::Off {
         println!("public URLs: not probed (REHOST_PUBLIC_PROBE=off)");
         return true;

@@ -98,6 +98,15 @@ pub(super) fn content_range_total(v: &str) -> Option<u64> {
     v.rsplit_once('/')?.1.trim().parse().ok()
 }
 
+/// The range `(a, b)` (inclusive) from `Content-Range: bytes a-b/total`,
+/// when it is one and `a <= b`.
+pub(super) fn content_range_span(v: &str) -> Option<(u64, u64)> {
+    let span = v.trim().strip_prefix("bytes")?.trim().split('/').next()?;
+    let (a, b) = span.split_once('-')?;
+    let (a, b) = (a.trim().parse().ok()?, b.trim().parse().ok()?);
+    (a <= b).then_some((a, b))
+}
+
 /// Maps a transport error (the client's or a body's) to the contract's
 /// code, looking through its causes for the address guard's own error
 /// (from the resolver).
@@ -158,6 +167,12 @@ mod tests {
 
     #[test]
     fn content_range_totals() {
+        assert_eq!(
+            content_range_span("bytes 0-65535/183554"),
+            Some((0, 65_535))
+        );
+        assert_eq!(content_range_span("bytes 10-9/20"), None);
+        assert_eq!(content_range_span("bytes */20"), None);
         assert_eq!(content_range_total("bytes 0-65535/183554"), Some(183_554));
         assert_eq!(content_range_total("bytes 0-9/*"), None);
         assert_eq!(content_range_total("garbage"), None);

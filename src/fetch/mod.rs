@@ -21,7 +21,10 @@ mod hosts;
 pub mod resolver;
 
 pub use body::Body;
-use errors::{RedirectRefused, classify, content_range_total, forbidden, next_hop, status_error};
+use errors::{
+    RedirectRefused, classify, content_range_span, content_range_total, forbidden, next_hop,
+    status_error,
+};
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -122,6 +125,8 @@ pub struct Opened {
     pub total_size: Option<u64>,
     /// Whether the origin honoured the range (206).
     pub partial: bool,
+    /// The bytes a 206 carries (inclusive), from `Content-Range`.
+    pub span: Option<(u64, u64)>,
     /// The entity's validators, as sent.
     pub etag: Option<String>,
     pub last_modified: Option<String>,
@@ -205,7 +210,7 @@ impl Fetcher {
         // `a_redirects_wait_for_a_place_is_not_charged_to_the_asset`).
         let mut url = without_trailing_dot(url);
         for _ in 0..=MAX_REDIRECTS {
-            let (response, permit, since) = self.hop(&url, ask, &mut clock.started).await?;
+            let (response, permit, since) = self.hop(&url, ask, clock).await?;
             let status = response.status().as_u16();
             if !(300..400).contains(&status) {
                 return self.answer(response, permit, since, max_bytes, clock.size);
@@ -224,7 +229,7 @@ impl Fetcher {
         &self,
         url: &Url,
         ask: &Ask,
-        started: &mut Option<Instant>,
+        clock: &mut Clock,
     ) -> Result<(http::Response<Incoming>, HostPermit, Instant), JobError> {
         if let Some(ip) = url.host().as_ref().and_then(literal_ip) {
             self.guard.check(ip).map_err(forbidden)?;
@@ -236,16 +241,20 @@ impl Fetcher {
             .acquire(&host_key(req.uri()))
             .await
             .ok_or_else(|| error::internal("the per-host budget is closed"))?;
-        let started = match started {
+        let started = match &mut clock.started {
             Some(s) => {
                 *s += asked.elapsed();
                 *s
             }
-            None => *started.insert(Instant::now()),
+            None => *clock.started.insert(Instant::now()),
         };
         // The answer must start within the stall timeout (after connecting),
-        // and within the asset's base deadline.
-        let answer_by = (started + self.cfg.base_timeout)
+        // and within the asset's deadline (base, plus the whole asset's size
+        // at the minimum rate when several requests share the clock).
+        let allowance = Duration::from_secs_f64(
+            clock.size.unwrap_or(0) as f64 / self.cfg.min_rate_bytes_per_sec.max(1) as f64,
+        );
+        let answer_by = (started + self.cfg.base_timeout + allowance)
             .min(Instant::now() + self.cfg.connect_timeout + self.cfg.stall_timeout);
         let response = match tokio::time::timeout_at(answer_by, self.client.request(req)).await {
             Err(_) => {
@@ -303,11 +312,15 @@ impl Fetcher {
                 .map(str::to_string)
         };
         let (etag, last_modified) = (header(header::ETAG), header(header::LAST_MODIFIED));
+        let span = header(header::CONTENT_RANGE)
+            .filter(|_| partial)
+            .and_then(|v| content_range_span(&v));
         Ok(Opened {
             status,
             content_length,
             total_size,
             partial,
+            span,
             etag,
             last_modified,
             body: Body {

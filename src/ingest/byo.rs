@@ -45,8 +45,7 @@ pub(super) async fn ingest(ing: &Ingestor, store: &Store, a: &Asset<'_>) -> Asse
                 None => {
                     let opened = ing.fetcher.open(&a.src.url, None, max).await?;
                     let declared = opened.content_length;
-                    let (record, info) =
-                        video(ing, store, a.workspace, opened.body, declared).await?;
+                    let (record, info) = video(store, a.workspace, opened.body, declared).await?;
                     faststart::Stored {
                         record,
                         info,
@@ -207,7 +206,6 @@ async fn read_image(
 
 /// Streams a video into the store while probing and hashing it.
 async fn video(
-    ing: &Ingestor,
     store: &Store,
     workspace: &str,
     mut body: Body,
@@ -222,7 +220,7 @@ async fn video(
         eof,
         declared,
     };
-    store_stream(ing, store, workspace, format, from).await
+    store_stream(store, workspace, format, from).await
 }
 
 /// A video's response with its first bytes already read.
@@ -238,7 +236,6 @@ pub(super) struct Streamed {
 /// Streams a video whose first bytes (`head`) were read already into the
 /// store while probing and hashing it.
 pub(super) async fn store_stream(
-    ing: &Ingestor,
     store: &Store,
     workspace: &str,
     format: Format,
@@ -252,7 +249,7 @@ pub(super) async fn store_stream(
     } = from;
     let mut upload = store.begin(workspace, format, declared).await?;
     let probe = VideoProbe::new(format);
-    let streamed = stream(ing, &mut upload, &mut body, head, eof, probe).await;
+    let streamed = stream(&mut upload, &mut body, head, eof, probe).await;
     let (sha, bytes, info) = match streamed {
         Ok(v) => v,
         Err(e) => {
@@ -319,7 +316,6 @@ impl Record {
 
 /// Streams the body into the upload while probing and hashing it.
 async fn stream(
-    ing: &Ingestor,
     upload: &mut Upload,
     body: &mut Body,
     head: Vec<u8>,
@@ -328,15 +324,12 @@ async fn stream(
 ) -> Result<(String, u64, MediaInfo), JobError> {
     let mut hasher = Sha256::new();
     let mut total = head.len() as u64;
-    let mut moov = MoovBudget::default();
     probe.feed(&head)?;
-    moov.cover(ing, probe.holding()).await?;
     hasher.update(&head);
     upload.write(Bytes::from(head)).await?;
     if !eof {
         while let Some(chunk) = body.chunk().await? {
             probe.feed(&chunk)?;
-            moov.cover(ing, probe.holding()).await?;
             hasher.update(&chunk);
             total += chunk.len() as u64;
             upload.write(chunk).await?;
@@ -344,28 +337,4 @@ async fn stream(
     }
     let info = probe.finish()?;
     Ok((hex::encode(hasher.finalize()), total, info))
-}
-
-/// The image buffer budget's share a streaming probe's `moov` capture
-/// holds: reserved once the box's header declares its size (the capture
-/// grows by at most one chunk before it is covered), kept to the end.
-#[derive(Default)]
-struct MoovBudget {
-    held: Option<OwnedSemaphorePermit>,
-    bytes: u64,
-}
-
-impl MoovBudget {
-    async fn cover(&mut self, ing: &Ingestor, bytes: u64) -> Result<(), JobError> {
-        if bytes <= self.bytes {
-            return Ok(());
-        }
-        let more = reserve(ing, bytes - self.bytes).await?;
-        self.bytes = bytes;
-        match &mut self.held {
-            Some(held) => held.merge(more),
-            None => self.held = Some(more),
-        }
-        Ok(())
-    }
 }

@@ -95,6 +95,9 @@ impl Entity {
             return Err(Skip::NoRanges);
         }
         let total = first.total_size.ok_or(Skip::NoRanges)?;
+        if total == 0 || first.span != Some((0, total - 1)) {
+            return Err(Skip::NoRanges);
+        }
         let strong = first.etag.clone().filter(|e| !e.starts_with("W/"));
         let validator = strong
             .clone()
@@ -107,8 +110,10 @@ impl Entity {
         })
     }
 
-    /// Checks a later answer names the same file.
-    fn same(&self, later: &Opened, want: u64) -> Result<(), JobError> {
+    /// Checks a later answer names the same file and carries exactly the
+    /// bytes `span` (inclusive).
+    fn same(&self, later: &Opened, span: (u64, u64)) -> Result<(), JobError> {
+        let want = span.1 + 1 - span.0;
         let changed = |what: &str| {
             Err(error::unreachable(format!(
                 "the file changed between rehost's reads ({what}); trying again reads it afresh"
@@ -125,8 +130,8 @@ impl Entity {
         {
             return changed("its ETag differs");
         }
-        if later.content_length.is_some_and(|n| n != want) {
-            return changed("the range's length differs");
+        if later.content_length.is_some_and(|n| n != want) || later.span != Some(span) {
+            return changed("the range answered is not the one asked for");
         }
         Ok(())
     }
@@ -188,6 +193,9 @@ pub(super) async fn ingest(
             },
             Ok(e),
         ) => match e.total.checked_sub(mdat_end) {
+            // Nothing after the media data: no moov, which the single pass
+            // reports as such.
+            Some(0) => Err(None),
             Some(tail) if tail <= MOOV_LIMIT => Ok((prefix_end, mdat_end, e)),
             Some(_) => Err(Some(Skip::TailTooLarge)),
             // The mdat runs past the end: a truncated file, which the
@@ -217,7 +225,7 @@ pub(super) async fn ingest(
                 eof,
                 declared,
             };
-            let (record, info) = byo::store_stream(ing, store, a.workspace, format, from).await?;
+            let (record, info) = byo::store_stream(store, a.workspace, format, from).await?;
             Ok(Stored {
                 record,
                 info,
@@ -272,8 +280,9 @@ impl MoovAtEnd {
     ) -> Result<Stored, JobError> {
         clock.size = Some(self.entity.total);
         let tail_len = self.entity.total - self.mdat_end;
-        // The tail and a second moov (the new one, or the probe's copy).
-        let _budget = byo::reserve(ing, tail_len.saturating_mul(2)).await?;
+        // The tail, the new moov and the whole-file probe's copy of the old
+        // one: three times the tail at most.
+        let _budget = byo::reserve(ing, tail_len.saturating_mul(3)).await?;
         let ask = self.entity.ask(self.mdat_end, self.entity.total);
         let tail = self.read_tail(ing, a, &ask, &mut clock).await?;
         let moved = self.decide(a, want, tail)?;
@@ -286,7 +295,7 @@ impl MoovAtEnd {
             .fetcher
             .open_on(&a.src.url, &ask, max, &mut clock)
             .await?;
-        self.entity.same(&third, media_end - start)?;
+        self.entity.same(&third, (start, media_end - 1))?;
         let out_len = match &moved.moov {
             Some((new, old)) => self.entity.total - old.len() as u64 + new.len() as u64,
             None => self.entity.total,
@@ -314,7 +323,8 @@ impl MoovAtEnd {
             .fetcher
             .open_on(&a.src.url, ask, ing.limits.max_video_bytes, clock)
             .await?;
-        self.entity.same(&opened, want)?;
+        self.entity
+            .same(&opened, (self.mdat_end, self.entity.total - 1))?;
         let mut body = opened.body;
         let mut tail = Vec::with_capacity(usize::try_from(want).unwrap_or(0));
         while let Some(chunk) = body.chunk().await? {
@@ -384,9 +394,22 @@ impl MoovAtEnd {
         if let Some((new, _)) = &moved.moov {
             d.write(upload, new.clone()).await?;
         }
+        let want = self.mdat_end - self.prefix.len() as u64;
+        let mut got = 0u64;
         while let Some(chunk) = media.chunk().await? {
+            got += chunk.len() as u64;
+            if got > want {
+                return Err(error::unreachable(
+                    "the origin sent more than the range asked for",
+                ));
+            }
             d.source(&chunk)?;
             d.write(upload, chunk).await?;
+        }
+        if got != want {
+            return Err(error::unreachable(format!(
+                "the origin's range ended short: {got} of {want} bytes"
+            )));
         }
         d.source(&moved.tail)?;
         match &moved.moov {

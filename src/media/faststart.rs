@@ -18,9 +18,9 @@
 //! offsets outside the media data, a `moov` that cannot be rewritten.
 //!
 //! Every size, count and offset is checked against the bytes that hold it;
-//! nothing here allocates more than the `moov` it was given plus its
-//! `co64` growth, and nothing panics on any input (fuzzed in
-//! `tests/fuzz.rs`).
+//! the rebuilt `moov` (the old one's size plus its `co64` growth, built
+//! once per pass) and one chunk table's offsets are all that is allocated,
+//! and nothing panics on any input (fuzzed in `tests/fuzz.rs`).
 
 use std::ops::Range;
 
@@ -80,7 +80,9 @@ impl Skip {
             }
             Skip::ExternalData => "a track's media data lives in another file",
             Skip::OffsetsOutside => "a chunk offset points outside the media data",
-            Skip::TailTooLarge => "its moov box is larger than rehost's limit",
+            Skip::TailTooLarge => {
+                "what follows its media data (the moov box and anything after it) is larger than rehost's 32 MiB limit"
+            }
             Skip::Unparsable => "rehost could not rewrite its moov box",
         }
     }
@@ -199,6 +201,16 @@ pub fn head(buf: &[u8]) -> Head {
         if end > HEAD_LIMIT {
             return Head::Unmovable(Skip::Unparsable);
         }
+        // A top-level `meta` may locate items by absolute offset (`iloc`),
+        // which moving `moov` would break: read it whole and look.
+        if &h.kind == b"meta" {
+            let whole = usize::try_from(end).ok().and_then(|e| buf.get(at..e));
+            match whole {
+                None => return Head::NeedMore(end),
+                Some(b) if holds(b, b"iloc") => return Head::Unmovable(Skip::AbsoluteOffsets),
+                Some(_) => {}
+            }
+        }
         at = usize::try_from(end).unwrap_or(usize::MAX);
     }
 }
@@ -253,21 +265,35 @@ pub fn tail(buf: &[u8], from: u64, total: u64) -> Result<Tail, Skip> {
 /// A child box: its type, header length and whole bytes.
 type Child<'a> = ([u8; 4], usize, &'a [u8]);
 
-/// The children of a box payload.
-fn children(payload: &[u8]) -> Result<Vec<Child<'_>>, Skip> {
-    let mut out = Vec::new();
+/// The children of a box payload, one at a time (nothing is collected:
+/// a hostile `moov` of many tiny boxes costs no memory here); a box that
+/// does not fit ends the walk with an error.
+fn children(payload: &[u8]) -> impl Iterator<Item = Result<Child<'_>, Skip>> {
     let mut at = 0usize;
-    while at < payload.len() {
-        let h = header(payload, at, 0)?.ok_or(Skip::Unparsable)?;
-        let end = h.end.unwrap_or(payload.len() as u64);
-        let end = usize::try_from(end)
-            .ok()
-            .filter(|&e| e <= payload.len())
-            .ok_or(Skip::Unparsable)?;
-        out.push((h.kind, h.header as usize, &payload[at..end]));
-        at = end;
-    }
-    Ok(out)
+    std::iter::from_fn(move || {
+        if at >= payload.len() {
+            return None;
+        }
+        let child = (|| {
+            let h = header(payload, at, 0)?.ok_or(Skip::Unparsable)?;
+            let end = h.end.unwrap_or(payload.len() as u64);
+            let end = usize::try_from(end)
+                .ok()
+                .filter(|&e| e <= payload.len())
+                .ok_or(Skip::Unparsable)?;
+            Ok((h.kind, h.header as usize, &payload[at..end], end))
+        })();
+        Some(match child {
+            Ok((kind, header, whole, end)) => {
+                at = end;
+                Ok((kind, header, whole))
+            }
+            Err(e) => {
+                at = payload.len();
+                Err(e)
+            }
+        })
+    })
 }
 
 /// Boxes whose payload is a list of boxes, on the way to what faststart
@@ -284,19 +310,18 @@ fn holds(payload: &[u8], want: &[u8; 4]) -> bool {
 }
 
 fn holds_at(payload: &[u8], want: &[u8; 4], depth: u32) -> bool {
-    let Ok(kids) = children(payload) else {
-        return false;
-    };
     depth < 12
-        && kids.iter().any(|(kind, header, whole)| {
-            let inner = &whole[*header..];
-            kind == want
-                || (CONTAINERS.contains(&kind)
-                    && (holds_at(inner, want, depth + 1)
-                        || (kind == b"meta"
-                            && inner.len() >= 4
-                            && holds_at(&inner[4..], want, depth + 1))))
-        })
+        && children(payload)
+            .map_while(Result::ok)
+            .any(|(kind, header, whole)| {
+                let inner = &whole[header..];
+                &kind == want
+                    || (CONTAINERS.contains(&&kind)
+                        && (holds_at(inner, want, depth + 1)
+                            || (&kind == b"meta"
+                                && inner.len() >= 4
+                                && holds_at(&inner[4..], want, depth + 1))))
+            })
 }
 
 /// The new `moov` for a file whose media data (and every chunk) lies in
@@ -334,7 +359,8 @@ fn check_movable(moov_payload: &[u8]) -> Result<(), Skip> {
     if holds(moov_payload, b"saio") || holds(moov_payload, b"iloc") {
         return Err(Skip::AbsoluteOffsets);
     }
-    for (kind, header, whole) in children(moov_payload)? {
+    for child in children(moov_payload) {
+        let (kind, header, whole) = child?;
         if &kind == b"trak" && external_data(&whole[header..])? {
             return Err(Skip::ExternalData);
         }
@@ -350,7 +376,8 @@ fn external_data(trak: &[u8]) -> Result<bool, Skip> {
     };
     // Full box, entry count, then entries (each a full box).
     let entries = dref.get(8..).ok_or(Skip::Unparsable)?;
-    for (_, header, whole) in children(entries)? {
+    for child in children(entries) {
+        let (_, header, whole) = child?;
         let flags = whole.get(header + 1..header + 4).ok_or(Skip::Unparsable)?;
         if flags[2] & 1 == 0 {
             return Ok(true);
@@ -363,8 +390,16 @@ fn external_data(trak: &[u8]) -> Result<bool, Skip> {
 fn find<'a>(payload: &'a [u8], path: &[&[u8; 4]]) -> Result<Option<&'a [u8]>, Skip> {
     let mut cur = payload;
     for want in path {
-        match children(cur)?.into_iter().find(|(k, _, _)| k == *want) {
-            Some((_, header, whole)) => cur = &whole[header..],
+        let mut found = None;
+        for child in children(cur) {
+            let (kind, header, whole) = child?;
+            if &kind == *want {
+                found = Some(&whole[header..]);
+                break;
+            }
+        }
+        match found {
+            Some(inner) => cur = inner,
             None => return Ok(None),
         }
     }
@@ -383,7 +418,8 @@ fn rebuild(
     media: &Range<u64>,
 ) -> Result<Vec<u8>, Skip> {
     let mut body = Vec::with_capacity(payload.len() + 64);
-    for (child, header, whole) in children(payload)? {
+    for c in children(payload) {
+        let (child, header, whole) = c?;
         let inner = &whole[header..];
         match &child {
             k if ON_THE_WAY.contains(&k) => body.extend(rebuild(k, inner, shift, media)?),

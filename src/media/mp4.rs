@@ -20,8 +20,6 @@ pub struct Scanner {
     header: Vec<u8>,
     current: Option<Current>,
     moov: Option<Vec<u8>>,
-    /// The payload size of the `moov` being captured or kept.
-    moov_size: u64,
     moov_too_big: bool,
     boxes: u32,
     /// Whether `moov` came before `mdat` (set by whichever comes first).
@@ -51,7 +49,6 @@ impl Scanner {
             header: Vec::with_capacity(16),
             current: None,
             moov: None,
-            moov_size: 0,
             moov_too_big: false,
             boxes: 0,
             // A scanner started past the file's start reads a tail that
@@ -151,10 +148,7 @@ impl Scanner {
         let payload = end.map(|e| e - self.offset);
         let capture = if &kind == b"moov" {
             match payload {
-                Some(p) if p <= MOOV_CAP => {
-                    self.moov_size = self.moov_size.max(p);
-                    Some(Vec::with_capacity(p.min(1 << 20) as usize))
-                }
+                Some(p) if p <= MOOV_CAP => Some(Vec::with_capacity(p.min(1 << 20) as usize)),
                 _ => {
                     self.moov_too_big = true;
                     None
@@ -181,12 +175,6 @@ impl Scanner {
     /// Whether `moov` came before `mdat`, once either was seen.
     pub fn moov_first(&self) -> Option<bool> {
         self.moov_first
-    }
-
-    /// Bytes of `moov` held or being captured (its declared size from its
-    /// header on), so the caller can account for them.
-    pub fn moov_held(&self) -> u64 {
-        self.moov_size
     }
 
     /// Whether the `moov` box has been read whole.

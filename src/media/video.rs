@@ -110,15 +110,6 @@ impl VideoProbe {
         }
     }
 
-    /// Bytes the probe holds or is capturing (an MP4 `moov`), for the
-    /// memory budget; a WebM head is within [`WEBM_HEAD_CAP`] and not counted.
-    pub fn holding(&self) -> u64 {
-        match &self.state {
-            State::Mp4(scanner) => scanner.moov_held(),
-            State::Webm { .. } => 0,
-        }
-    }
-
     /// What the bytes fed so far tell, when they are only a prefix.
     ///
     /// # Errors

@@ -157,11 +157,24 @@ async fn fetch(http: &reqwest::Client, url: &str) -> Result<(), String> {
             PNG.len()
         ));
     }
-    let body = resp
-        .bytes()
+    let body = capped(resp, PNG.len() + 1)
         .await
         .map_err(|e| format!("its body could not be read: {e}"))?;
     same_bytes(&body)
+}
+
+/// A response body, at most `limit` bytes of it (a hostile or wrong
+/// server cannot make the probe hold more).
+async fn capped(mut resp: reqwest::Response, limit: usize) -> Result<Vec<u8>, reqwest::Error> {
+    let mut out = Vec::new();
+    while let Some(chunk) = resp.chunk().await? {
+        let room = limit.saturating_sub(out.len());
+        out.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        if out.len() >= limit {
+            break;
+        }
+    }
+    Ok(out)
 }
 
 fn status_reason(status: u16, location: Option<String>) -> String {
@@ -205,7 +218,7 @@ async fn robots(http: &reqwest::Client, url: &str) -> Option<String> {
     if resp.status().as_u16() != 200 {
         return None;
     }
-    let text = resp.text().await.ok()?;
+    let text = String::from_utf8_lossy(&capped(resp, 512 * 1024).await.ok()?).into_owned();
     (!allowed(&text, "facebookexternalhit", u.path())).then(|| {
         format!(
             "{robots} disallows facebookexternalhit for {}: Instagram and Threads may refuse the URLs",

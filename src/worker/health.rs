@@ -197,10 +197,15 @@ impl Health {
         InFlight(self)
     }
 
-    /// Whether intake is open: the store works, no delivery is failing to
-    /// publish, and the broker does not block the connection.
+    /// Whether intake is open: the store works, the public URLs were
+    /// probed once (so no re-hosted job is published before it is known
+    /// whether its URLs can be fetched), no delivery is failing to publish,
+    /// and the broker does not block the connection.
     pub fn open(&self) -> bool {
-        *self.store_ok.borrow() && *self.publish_holds.borrow() == 0 && !self.blocked()
+        *self.store_ok.borrow()
+            && *lock(&self.public) != Public::Unprobed
+            && *self.publish_holds.borrow() == 0
+            && !self.blocked()
     }
 
     /// Alive, or why not (for `/healthz`): the intake loop beats, and it has
@@ -284,8 +289,8 @@ impl Health {
             if self.open() {
                 return;
             }
-            // Blocked by the broker: no notification to wait on here; the
-            // intake loop's beat brings us back.
+            // Blocked by the broker, or the public URLs not probed yet: no
+            // notification to wait on here; poll.
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
     }

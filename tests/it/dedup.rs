@@ -183,7 +183,9 @@ async fn a_claim_whose_answer_was_lost_keeps_its_own_copy() {
     let store = store(&server).await;
     let bytes = Bytes::from(fixture("clip.mp4"));
     // Learn first that the store honours the condition.
-    let first = writer(&store, &Bytes::from(fixture("fs-phone.mov"))).await.expect("writer");
+    let first = writer(&store, &Bytes::from(fixture("fs-phone.mov")))
+        .await
+        .expect("writer");
     assert!(first.new);
     server
         .gate

@@ -71,6 +71,9 @@ fn readiness_names_what_is_wrong() {
     assert!(!h.open(), "no intake before the store answered");
     h.set_store(true);
     assert_eq!(h.ready(), Err("public URLs not probed yet".into()));
+    // Regression (review): intake opened before the first probe, so jobs
+    // prefetched at start published `ready` with URLs nobody had checked.
+    assert!(!h.open(), "no intake before the first probe");
     h.set_public(Public::Fetchable);
     assert_eq!(h.ready(), Err("not consuming yet".into()));
     h.set_consuming(true);
