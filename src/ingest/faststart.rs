@@ -425,7 +425,7 @@ impl MoovAtEnd {
     async fn finish(&self, upload: Upload, d: Done, moved: Moved) -> Result<Stored, JobError> {
         let mut info = d.probe.finish()?;
         let source_sha = hex::encode(d.source_hash.finalize());
-        let sha = hex::encode(d.out_hash.finalize());
+        let sha = d.out_hash.finish().await?;
         let started = std::time::Instant::now();
         let stored = upload.finish(&sha).await?;
         let record = Record::new(stored, sha, d.out_len, self.format, started);
@@ -459,7 +459,7 @@ impl MoovAtEnd {
 struct Done {
     probe: VideoProbe,
     source_hash: Sha256,
-    out_hash: Sha256,
+    out_hash: HashElsewhere,
     out_len: u64,
 }
 
@@ -468,7 +468,7 @@ impl Done {
         Done {
             probe: VideoProbe::new(format),
             source_hash: Sha256::new(),
-            out_hash: Sha256::new(),
+            out_hash: HashElsewhere::start(),
             out_len: 0,
         }
     }
@@ -485,9 +485,50 @@ impl Done {
         if bytes.is_empty() {
             return Ok(());
         }
-        self.out_hash.update(&bytes);
+        self.out_hash.update(bytes.clone()).await;
         self.out_len += bytes.len() as u64;
         upload.write(bytes).await?;
         Ok(())
+    }
+}
+
+/// The SHA-256 of the stored copy, computed on a blocking thread beside the
+/// task (which hashes the source): faststart hashes every byte twice, and
+/// with a spare core the second hash costs no wall time. At most
+/// [`HASH_QUEUE`] chunks wait for it (they are the upload's own `Bytes`).
+struct HashElsewhere {
+    tx: Option<tokio::sync::mpsc::Sender<Bytes>>,
+    done: tokio::task::JoinHandle<String>,
+}
+
+/// Chunks (64 KiB each from the origin) queued for the stored copy's hash.
+const HASH_QUEUE: usize = 32;
+
+impl HashElsewhere {
+    fn start() -> HashElsewhere {
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(HASH_QUEUE);
+        let done = tokio::task::spawn_blocking(move || {
+            let mut h = Sha256::new();
+            while let Some(b) = rx.blocking_recv() {
+                h.update(&b);
+            }
+            hex::encode(h.finalize())
+        });
+        HashElsewhere { tx: Some(tx), done }
+    }
+
+    async fn update(&mut self, bytes: Bytes) {
+        if let Some(tx) = &self.tx {
+            // The thread ends only when the sender is dropped.
+            let _ = tx.send(bytes).await;
+        }
+    }
+
+    /// The hash of everything sent.
+    async fn finish(mut self) -> Result<String, JobError> {
+        drop(self.tx.take());
+        (&mut self.done)
+            .await
+            .map_err(|e| error::internal(format!("hashing task lost: {e}")))
     }
 }
