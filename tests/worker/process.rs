@@ -154,6 +154,42 @@ async fn a_job_deadline_over_the_consumer_timeout_is_refused_at_start() {
     assert_eq!(check.status.code(), Some(2), "check-config agrees");
 }
 
+/// A public base outside the prefixes verified for the publishing app,
+/// or an http base on a public address, stops the worker at start.
+#[tokio::test]
+async fn public_urls_that_platforms_would_refuse_stop_the_worker_at_start() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let run = |base: &str, verified: &str| {
+        Command::new(env!("CARGO_BIN_EXE_rehost"))
+            .arg("worker")
+            .env("REHOST_STORE_DIR", dir.path())
+            .env("PUBLIC_BASE_URL", base)
+            .env("REHOST_VERIFIED_URL_PREFIXES", verified)
+            .env("AMQP_URL", "amqp://guest:guest@127.0.0.1:1/%2f")
+            .env("REHOST_HTTP_ADDR", "127.0.0.1:0")
+            .output()
+            .expect("run")
+    };
+    let out = run(
+        "https://media.example.net/media2",
+        "https://media.example.net/media/,example.org",
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "one line: {err}");
+    for part in [
+        "REHOST_VERIFIED_URL_PREFIXES",
+        "https://media.example.net/media2/",
+        "https://media.example.net/media/, example.org",
+    ] {
+        assert!(err.contains(part), "names {part}: {err}");
+    }
+    let out = run("http://203.0.113.9/media", "");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("PUBLIC_BASE_URL") && err.contains("https"), "{err}");
+}
+
 #[tokio::test]
 async fn loadtest_reports_every_job_and_no_losses() {
     if !broker_or_skip("loadtest_reports_every_job_and_no_losses") {
