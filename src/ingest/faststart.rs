@@ -167,6 +167,17 @@ pub(super) async fn ingest(
         .fetcher
         .open_on(&a.src.url, &ask, max, &mut clock)
         .await?;
+    // A 206 that is not the whole file cannot be stored from (the one
+    // request the single pass has): the origin cut the range short.
+    if first.partial
+        && first
+            .total_size
+            .is_some_and(|t| t > 0 && first.span != Some((0, t - 1)))
+    {
+        return Err(error::unreachable(
+            "the origin answered a part of the file to a request for all of it (Range: bytes=0-)",
+        ));
+    }
     let declared = first.total_size.or(first.content_length);
     let entity = Entity::of(&first);
     let mut body = first.body;

@@ -187,7 +187,10 @@ async fn public_urls_that_platforms_would_refuse_stop_the_worker_at_start() {
     let out = run("http://203.0.113.9/media", "");
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("PUBLIC_BASE_URL") && err.contains("https"), "{err}");
+    assert!(
+        err.contains("PUBLIC_BASE_URL") && err.contains("https"),
+        "{err}"
+    );
 }
 
 #[tokio::test]
