@@ -182,7 +182,7 @@ pub const SETTINGS: &[Setting] = &[
         "REHOST_PER_HOST_CONNECTIONS",
         "per-host-connections",
         "32",
-        "most connections open to one origin host at once (its scheme, host and port, as connected to after redirects), shared by all of a worker's jobs: requests wait for a place, and sockets (in use, idle or opening) never exceed it; HTTP/2 hosts multiplex",
+        "most connections open to one origin host at once (its scheme, host and port, as connected to after redirects), shared by all of a worker's jobs: requests (HTTP/2 streams too) wait for a place, and sockets (in use, idle or opening) never exceed it",
     ),
     s(
         "REHOST_ALLOW_PRIVATE_NETWORKS",
