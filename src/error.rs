@@ -229,6 +229,17 @@ mod tests {
         assert_eq!(errs[2].code, ErrorCode::Unreachable);
     }
 
+    /// cargo-mutants: `i + 1` as `i * 1` made a job-level error tie with
+    /// asset 0's; job-level errors (no index) come first.
+    #[test]
+    fn a_job_level_failure_comes_before_asset_zero() {
+        let job = JobError::new(ErrorCode::NotFound, "job");
+        assert!(job.precedence() < not_found_at(0).precedence());
+        assert!(not_found_at(0).precedence() < not_found_at(1).precedence());
+        let retry_job = unreachable("job");
+        assert!(not_found_at(7).precedence() < retry_job.precedence(), "permanent first");
+    }
+
     fn not_found_at(i: usize) -> JobError {
         JobError::new(ErrorCode::NotFound, "404").at(i)
     }
