@@ -237,7 +237,10 @@ mod tests {
         assert!(job.precedence() < not_found_at(0).precedence());
         assert!(not_found_at(0).precedence() < not_found_at(1).precedence());
         let retry_job = unreachable("job");
-        assert!(not_found_at(7).precedence() < retry_job.precedence(), "permanent first");
+        assert!(
+            not_found_at(7).precedence() < retry_job.precedence(),
+            "permanent first"
+        );
     }
 
     fn not_found_at(i: usize) -> JobError {
