@@ -48,20 +48,8 @@ impl Fault {
         Fault::Burst,
     ];
 
-    /// The faults of a cluster run: every kind, and node kills.
-    pub const CLUSTER: [Fault; 11] = [
-        Fault::ProxyCut,
-        Fault::CloseAll,
-        Fault::MemoryAlarm,
-        Fault::AlarmThenCut,
-        Fault::BrokerRestart,
-        Fault::KillWorker,
-        Fault::StorageDown,
-        Fault::OriginStall,
-        Fault::Burst,
-        Fault::NodeKill,
-        Fault::LeaderKill,
-    ];
+    /// What a cluster run adds to [`Fault::ALL`].
+    pub const NODE_KILLS: [Fault; 2] = [Fault::NodeKill, Fault::LeaderKill];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -85,11 +73,10 @@ impl Fault {
         if !cluster {
             return Fault::ALL[rng.random_range(0..Fault::ALL.len())];
         }
-        let i = rng.random_range(0..Fault::CLUSTER.len() + 2);
-        match i.checked_sub(Fault::CLUSTER.len()) {
-            None => Fault::CLUSTER[i],
-            Some(0) => Fault::NodeKill,
-            Some(_) => Fault::LeaderKill,
+        let i = rng.random_range(0..Fault::ALL.len() + 2 * Fault::NODE_KILLS.len());
+        match i.checked_sub(Fault::ALL.len()) {
+            None => Fault::ALL[i],
+            Some(k) => Fault::NODE_KILLS[k % Fault::NODE_KILLS.len()],
         }
     }
 

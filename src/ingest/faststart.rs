@@ -196,26 +196,7 @@ pub(super) async fn ingest(
             }
         },
     };
-    let plan = match (layout, entity) {
-        (
-            Head::MdatFirst {
-                prefix_end,
-                mdat_end,
-            },
-            Ok(e),
-        ) => match e.total.checked_sub(mdat_end) {
-            // Nothing after the media data: no moov, which the single pass
-            // reports as such.
-            Some(0) => Err(None),
-            Some(tail) if tail <= MOOV_LIMIT => Ok((prefix_end, mdat_end, e)),
-            Some(_) => Err(Some(Skip::TailTooLarge)),
-            // The mdat runs past the end: a truncated file, which the
-            // single pass reports as such.
-            None => Err(None),
-        },
-        (Head::MdatFirst { .. }, Err(skip)) | (Head::Unmovable(skip), _) => Err(Some(skip)),
-        _ => Err(None),
-    };
+    let plan = plan(layout, entity);
     match plan {
         Ok((prefix_end, mdat_end, entity)) => {
             drop(body);
@@ -244,6 +225,32 @@ pub(super) async fn ingest(
                 skipped,
             })
         }
+    }
+}
+
+/// What the first answer allows: the three requests (the prefix's and the
+/// first `mdat`'s ends, the entity), or the single pass, with the reason
+/// when a moov-at-end file is stored as it is.
+fn plan(layout: Head, entity: Result<Entity, Skip>) -> Result<(u64, u64, Entity), Option<Skip>> {
+    match (layout, entity) {
+        (
+            Head::MdatFirst {
+                prefix_end,
+                mdat_end,
+            },
+            Ok(e),
+        ) => match e.total.checked_sub(mdat_end) {
+            // Nothing after the media data: no moov, which the single pass
+            // reports as such.
+            Some(0) => Err(None),
+            Some(tail) if tail <= MOOV_LIMIT => Ok((prefix_end, mdat_end, e)),
+            Some(_) => Err(Some(Skip::TailTooLarge)),
+            // The mdat runs past the end: a truncated file, which the
+            // single pass reports as such.
+            None => Err(None),
+        },
+        (Head::MdatFirst { .. }, Err(skip)) | (Head::Unmovable(skip), _) => Err(Some(skip)),
+        _ => Err(None),
     }
 }
 

@@ -310,20 +310,14 @@ async fn moov_at_end(
     next: u64,
     order: MediaInfo,
 ) -> Result<(MediaInfo, Option<Skip>), JobError> {
-    let skip = match p.total {
-        _ if !p.partial => Some(Skip::NoRanges),
-        None => Some(Skip::NoRanges),
-        Some(total) if next >= total => Some(Skip::MdatAfterMoov),
-        Some(total) if total - next > MOOV_LIMIT => Some(Skip::TailTooLarge),
-        Some(_) if !p.validator => Some(Skip::NoValidator),
-        Some(_) => None,
+    let total = match p.total {
+        Some(total) if p.partial && next < total && total - next <= MOOV_LIMIT => total,
+        Some(total) if p.partial && next >= total => return Ok((order, Some(Skip::MdatAfterMoov))),
+        Some(_) if p.partial => return Ok((order, Some(Skip::TailTooLarge))),
+        _ => return Ok((order, Some(Skip::NoRanges))),
     };
-    let Some(total) = p
-        .total
-        .filter(|&t| p.partial && next < t && t - next <= MOOV_LIMIT)
-    else {
-        return Ok((order, skip));
-    };
+    // Readable, but re-hosting could still not move it without a validator.
+    let skip = (!p.validator).then_some(Skip::NoValidator);
     // Free the first response's connection before asking again; the tail
     // and the probe's copy of its moov are held against the budget.
     p.body = None;

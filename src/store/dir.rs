@@ -127,48 +127,47 @@ impl DirStore {
         }
     }
 
+    /// Temp files (`.part`) and probe objects a killed worker left, older
+    /// than `age`.
     pub(super) async fn sweep(&self, age: Duration) -> Result<Swept, StoreError> {
-        let mut swept = Swept::default();
-        swept.temp_objects += self.sweep_probes(age).await?;
-        let mut entries = tokio::fs::read_dir(&self.tmp).await?;
         let cutoff = SystemTime::now() - age;
-        while let Some(entry) = entries.next_entry().await? {
-            let old = entry
-                .metadata()
-                .await
-                .and_then(|m| m.modified())
-                .is_ok_and(|t| t < cutoff);
-            if old && entry.path().extension().is_some_and(|e| e == "part") {
-                tokio::fs::remove_file(entry.path()).await?;
-                swept.temp_objects += 1;
-            }
-        }
-        Ok(swept)
+        let probes = self.root.join(self.keys.probe_prefix());
+        let probes = match tokio::fs::try_exists(&probes).await? {
+            true => remove_old(&probes, cutoff, |_| true).await?,
+            false => 0,
+        };
+        let parts = remove_old(&self.tmp, cutoff, |p| {
+            p.extension().is_some_and(|e| e == "part")
+        })
+        .await?;
+        Ok(Swept {
+            temp_objects: probes + parts,
+            ..Swept::default()
+        })
     }
 }
 
-impl DirStore {
-    /// Probe objects a killed worker left, older than `age`.
-    async fn sweep_probes(&self, age: Duration) -> Result<usize, StoreError> {
-        let dir = self.root.join(self.keys.probe_prefix());
-        let Ok(mut entries) = tokio::fs::read_dir(&dir).await else {
-            return Ok(0);
-        };
-        let cutoff = SystemTime::now() - age;
-        let mut n = 0;
-        while let Some(entry) = entries.next_entry().await? {
-            let old = entry
-                .metadata()
-                .await
-                .and_then(|m| m.modified())
-                .is_ok_and(|t| t < cutoff);
-            if old {
-                tokio::fs::remove_file(entry.path()).await?;
-                n += 1;
-            }
+/// Removes the files of `dir` last written before `cutoff` that `pick`
+/// picks; how many.
+async fn remove_old(
+    dir: &std::path::Path,
+    cutoff: SystemTime,
+    pick: impl Fn(&std::path::Path) -> bool,
+) -> Result<usize, StoreError> {
+    let mut entries = tokio::fs::read_dir(dir).await?;
+    let mut n = 0;
+    while let Some(entry) = entries.next_entry().await? {
+        let old = entry
+            .metadata()
+            .await
+            .and_then(|m| m.modified())
+            .is_ok_and(|t| t < cutoff);
+        if old && pick(&entry.path()) {
+            tokio::fs::remove_file(entry.path()).await?;
+            n += 1;
         }
-        Ok(n)
     }
+    Ok(n)
 }
 
 impl DirUpload {
